@@ -7,6 +7,8 @@ package exitcode
 import (
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 )
 
 // The documented exit codes. 1–5 are pytest's own and are passed through.
@@ -64,4 +66,13 @@ func Of(err error) int {
 func IsUserError(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Code != InternalFailure
+}
+
+// ForSignal is the exit code for a run interrupted by sig: 128 + the signal
+// number, as shells report it (130 for SIGINT, 143 for SIGTERM).
+func ForSignal(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return Interrupted
 }

@@ -1,0 +1,131 @@
+// Package cli is the command-line layer: the only package that knows kong,
+// environment variables and Jenkins. It turns flags into requests for the
+// packages below and maps every error to the documented exit code.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/disagg-runner/disagg-runner/exitcode"
+)
+
+// Version is set at build time with -ldflags "-X .../cli.Version=...".
+var Version = "dev"
+
+// Env is what a command may use of the process: its output streams and
+// environment. Tests pass their own.
+type Env struct {
+	Stdout, Stderr io.Writer
+	LookupEnv      func(string) (string, bool)
+}
+
+// OSEnv is the real process's Env.
+func OSEnv() Env { return Env{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv} }
+
+// Getenv returns the variable's value, "" when unset.
+func (e Env) Getenv(name string) string {
+	v, _ := e.LookupEnv(name)
+	return v
+}
+
+// SignalError is the cancellation cause of a run stopped by a signal.
+type SignalError struct{ Signal os.Signal }
+
+func (s SignalError) Error() string { return "interrupted by " + s.Signal.String() }
+
+const description = `Runs a TensorRT-LLM disaggregated-serving test as one Slurm batch job and returns pytest's exit code.
+
+Exit codes:
+  0        the job COMPLETED and pytest passed
+  1-5      pytest's own exit code (1 tests failed, 2 interrupted, 3 internal error, 4 usage error, 5 no tests collected)
+  10       a prerequisite is missing (the checklist failed)
+  11       bad input: config YAML, test list, prefix, draft, command line, or the contract check failed
+  12       the cluster could not be reached: connection, authentication or host key
+  13       sbatch refused the job
+  14       the job failed outside pytest (install failed, NODE_FAIL, OUT_OF_MEMORY, cancelled by someone else, no pytest result)
+  70       an internal error in disagg-runner (a bug: please report it with the output)
+  124      the job hit its time limit (TIMEOUT)
+  130/143  interrupted by SIGINT/SIGTERM; the job was cancelled`
+
+// root is the command tree. Each command lives in its own file.
+type root struct {
+	Version  kong.VersionFlag `help:"Print the version and exit."`
+	Generate generateCmd      `cmd:"" help:"Generate launch.sh exactly as TensorRT-LLM's submit.py does (a drop-in replacement)."`
+}
+
+type exitRequest struct{ code int }
+
+// Main parses args, runs the command and returns the process exit code.
+func Main(ctx context.Context, args []string, env Env) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			if e, ok := r.(exitRequest); ok {
+				code = e.code
+				return
+			}
+			fmt.Fprintf(env.Stderr, "disagg-runner: internal error (a bug; please report it with this output): %v\n%s", r, debug.Stack())
+			code = exitcode.InternalFailure
+		}
+	}()
+
+	var cli root
+	parser, err := kong.New(&cli,
+		kong.Name("disagg-runner"),
+		kong.Description(description),
+		kong.UsageOnError(),
+		kong.Writers(env.Stdout, env.Stderr),
+		kong.Exit(func(c int) { panic(exitRequest{c}) }),
+		kong.Vars{"version": Version},
+		kong.BindTo(ctx, (*context.Context)(nil)),
+		kong.Bind(env),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		panic(err)
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "disagg-runner: %s\n", oneLine(err.Error()))
+		return exitcode.BadInput
+	}
+	err = kctx.Run()
+	return report(ctx, env, err)
+}
+
+// report prints err the way its kind deserves and returns the exit code:
+// user errors as one line, bugs with everything we know.
+func report(ctx context.Context, env Env, err error) int {
+	var sig SignalError
+	if errors.As(context.Cause(ctx), &sig) {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintf(env.Stderr, "disagg-runner: %s\n", oneLine(err.Error()))
+		}
+		if c := exitcode.Of(err); err != nil && c != exitcode.InternalFailure && c != exitcode.OK {
+			return c
+		}
+		return exitcode.ForSignal(sig.Signal)
+	}
+	if err == nil {
+		return exitcode.OK
+	}
+	code := exitcode.Of(err)
+	if exitcode.IsUserError(err) {
+		fmt.Fprintf(env.Stderr, "disagg-runner: %s\n", oneLine(err.Error()))
+	} else {
+		fmt.Fprintf(env.Stderr, "disagg-runner: internal error (a bug; please report it with this output): %+v\n", err)
+	}
+	return code
+}
+
+// oneLine folds an error onto one line: CI logs are grepped line by line.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(strings.TrimSpace(s))
+}
