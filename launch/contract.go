@@ -309,7 +309,7 @@ func scanExpansions(s string) []expansion {
 			for i+1 < len(s) && s[i+1] != '\n' {
 				i++
 			}
-		case c == '<' && strings.HasPrefix(s[i:], "<<") && !strings.HasPrefix(s[i:], "<<<"):
+		case c == '<' && strings.HasPrefix(s[i:], "<<") && !strings.HasPrefix(s[i:], "<<<") && (i == 0 || s[i-1] != '<'):
 			h, n := parseHeredocStart(s[i+2:])
 			if n > 0 {
 				heredocs = append(heredocs, h)
