@@ -167,6 +167,26 @@ func unwrapPathError(err error) error {
 	return err
 }
 
+// Layout computes the job's hardware layout as the profile's generator
+// does, and whether it runs without CTX servers. testMode is the v2 test-id
+// mode ("e2e" or "gen_only"); v1 ignores it and reads benchmark.mode.
+func Layout(p Profile, c *config.Config, testMode, cfgPath string) (Hardware, bool, error) {
+	genOnly := genOnlyWithoutContext(p, c, testMode)
+	hw, err := computeHardware(p, c, genOnly, cfgPath)
+	return hw, genOnly, err
+}
+
+func genOnlyWithoutContext(p Profile, c *config.Config, testMode string) bool {
+	if p == V1 {
+		mode := "e2e"
+		if c.Benchmark.ModePresent {
+			mode = c.Benchmark.Mode
+		}
+		return strings.Contains(mode, "gen_only")
+	}
+	return testMode == "gen_only" && strings.Contains(c.Benchmark.Mode, "gen_only_no_context")
+}
+
 // computeHardware applies the layout formulas; genOnly forces the CTX
 // count to 0 (it need not be configured then).
 func computeHardware(p Profile, c *config.Config, genOnly bool, cfgPath string) (Hardware, error) {
@@ -226,11 +246,7 @@ func srunBlock(args []string) string {
 
 func renderV1(req Request, res *Result, prefix, srunArgs []string, draft []byte) ([]byte, error) {
 	c := res.Config
-	mode := "e2e"
-	if c.Benchmark.ModePresent {
-		mode = c.Benchmark.Mode
-	}
-	res.GenOnly = strings.Contains(mode, "gen_only")
+	res.GenOnly = genOnlyWithoutContext(V1, c, "")
 	hw, err := computeHardware(V1, c, res.GenOnly, res.ConfigPath)
 	if err != nil {
 		return nil, err
@@ -316,7 +332,7 @@ func ucxCommand(stage string) string {
 func renderV2(req Request, res *Result, prefix, srunArgs []string, draft, gate []byte) ([]byte, error) {
 	c := res.Config
 	id := res.TestID
-	res.GenOnly = id.Mode == "gen_only" && strings.Contains(c.Benchmark.Mode, "gen_only_no_context")
+	res.GenOnly = genOnlyWithoutContext(V2, c, id.Mode)
 	hw, err := computeHardware(V2, c, res.GenOnly, res.ConfigPath)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,267 @@
+// Package prefix writes the three inputs that the Jenkins side used to
+// prepare for submit.py: the test list, the script prefix (#SBATCH
+// directives and exports) and the srun arguments. It is pure: values in,
+// bytes out. Every value that lands in shell is validated or quoted here,
+// because the generated script is later run (and pytestCommand eval'ed)
+// on the cluster.
+package prefix
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/disagg-runner/disagg-runner/launch"
+	"github.com/disagg-runner/disagg-runner/shellquote"
+)
+
+// Inputs are the values the three files are made of.
+type Inputs struct {
+	Profile    launch.Profile
+	ConfigName string
+	TestMode   string // "e2e" or "gen_only" (perf-sanity-v2 test ids)
+	Hardware   launch.Hardware
+
+	Partition, Account string
+	TimeLimit          string // Slurm --time
+	JobName            string
+
+	JobWorkspace string // on the cluster; the job log, results and inputs live here
+	LLMSrcNode   string // the checkout as seen from the nodes
+	LLMData      string // models root on the cluster
+	StageName    string
+	DockerImage  string // registry/path:tag or enroot's registry#path:tag
+	MPIType      string // worker steps' --mpi (v1 only: v2 drafts set it themselves)
+	// PytestCommand replaces the default pytest command whole ("" = default).
+	PytestCommand string
+	TestListName  string // file name of the test list inside JobWorkspace
+	// FinishedFile is written by an EXIT trap with "<rc> <epoch>" when the
+	// batch script ends: the runner learns of the end from it without
+	// asking slurmctld.
+	FinishedFile string
+}
+
+// Files are the generator's inputs.
+type Files struct {
+	TestID       string // the test list's one line
+	TestList     []byte
+	ScriptPrefix []byte
+	SrunArgs     []byte
+}
+
+// JobLogName is the batch script's output file inside the job workspace.
+const JobLogName = "job-output.log"
+
+// Build validates the inputs and renders the files.
+func Build(in Inputs) (Files, error) {
+	if err := in.validate(); err != nil {
+		return Files{}, err
+	}
+	var f Files
+	switch in.Profile {
+	case launch.V1:
+		f.TestID = "perf/test_perf_sanity.py::test_e2e[disagg_upload-" + in.ConfigName + "]"
+	case launch.V2:
+		f.TestID = "perf/test_perf_sanity.py::test_e2e[disagg_upload-" + in.TestMode + "-" + in.ConfigName + "]"
+	default:
+		return Files{}, fmt.Errorf("unknown profile %q", in.Profile)
+	}
+	f.TestList = []byte(f.TestID + "\n")
+
+	ws := strings.TrimSuffix(in.JobWorkspace, "/")
+	pytest := in.PytestCommand
+	if pytest == "" {
+		pytest = DefaultPytestCommand(in.LLMSrcNode, in.LLMData, ws, in.TestListName, in.TimeLimit)
+	}
+	h := in.Hardware
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	line("#!/bin/bash")
+	line("#SBATCH --nodes=%d", h.TotalNodes)
+	line("#SBATCH --ntasks=%d", h.TotalGPUs)
+	line("#SBATCH --ntasks-per-node=%d", h.GPUsPerNode)
+	line("#SBATCH --gpus-per-node=%d", h.GPUsPerNode)
+	line("#SBATCH --partition=%s", in.Partition)
+	line("#SBATCH --account=%s", in.Account)
+	line("#SBATCH --time=%s", in.TimeLimit)
+	line("#SBATCH --job-name=%s", in.JobName)
+	line("#SBATCH --output=%s/%s", ws, JobLogName)
+	line("")
+	line("set -xEeuo pipefail")
+	// Written on every exit, including scancel and the time limit (bash runs
+	// EXIT traps on SIGTERM); a draft that installs its own EXIT trap only
+	// costs the runner its fast end detection, not correctness.
+	line(`trap 'echo "$? $(date +%%s)" > %s' EXIT`, shellquote.Quote(in.FinishedFile))
+	line(`echo "Starting Slurm job $SLURM_JOB_ID on $SLURM_NODELIST"`)
+	line("export jobWorkspace=%s", shellquote.Quote(ws))
+	line("export llmSrcNode=%s", shellquote.Quote(in.LLMSrcNode))
+	line("export stageName=%s", shellquote.Quote(in.StageName))
+	line(`export pytestCommand="%s"`, pytest)
+	f.ScriptPrefix = []byte(b.String())
+
+	image := EnrootImage(in.DockerImage)
+	args := []string{
+		"--container-image=" + image,
+		"--container-mounts=" + joinMounts(ws, in.LLMSrcNode, in.LLMData),
+		"--container-workdir=" + ws,
+		"--container-name=disagg-${SLURM_JOB_ID}",
+		"--no-container-mount-home",
+	}
+	if in.Profile == launch.V1 && in.MPIType != "" {
+		args = append(args, "--mpi="+in.MPIType)
+	}
+	f.SrunArgs = []byte(strings.Join(args, "\n") + "\n")
+	return f, nil
+}
+
+// DefaultPytestCommand is the pytest command CI uses, with pytest's own
+// timeout a little inside the job's time limit so that pytest, not Slurm,
+// reports a hanging test.
+func DefaultPytestCommand(llmSrcNode, llmData, ws, testList, timeLimit string) string {
+	timeout := 3600
+	if secs, err := LimitSeconds(timeLimit); err == nil && secs > 0 {
+		timeout = max(60, secs-300)
+	}
+	return fmt.Sprintf("LLM_ROOT=%[1]s LLM_MODELS_ROOT=%[2]s %[1]s/tensorrt_llm/llmapi/trtllm-llmapi-launch pytest -v --timeout=%[5]d --rootdir %[1]s/tests/integration/defs --output-dir=%[3]s/ --junit-xml=%[3]s/results.xml -o junit_logging=out-err --test-list=%[3]s/%[4]s",
+		llmSrcNode, llmData, ws, testList, timeout)
+}
+
+func joinMounts(paths ...string) string {
+	seen := map[string]bool{}
+	var m []string
+	for i, p := range paths {
+		if p == "" || seen[p] {
+			continue
+		}
+		seen[p] = true
+		spec := p + ":" + p
+		if i == len(paths)-1 { // the models are read-only
+			spec += ":ro"
+		}
+		m = append(m, spec)
+	}
+	return strings.Join(m, ",")
+}
+
+// EnrootImage rewrites registry/path:tag as enroot's registry#path:tag,
+// which pyxis needs to tell the registry from the path.
+func EnrootImage(image string) string {
+	if strings.Contains(image, "#") {
+		return image
+	}
+	host, rest, ok := strings.Cut(image, "/")
+	if !ok || !(strings.ContainsAny(host, ".:") || host == "localhost") {
+		return image
+	}
+	return host + "#" + rest
+}
+
+var (
+	slurmName = regexp.MustCompile(`^[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*$`)
+	// Slurm's --time forms: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S; or UNLIMITED.
+	timeLimit = regexp.MustCompile(`^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+|\d+-\d+:\d{1,2}|\d+-\d+:\d{1,2}:\d{1,2}|UNLIMITED|unlimited|infinite|INFINITE)$`)
+	imageRef  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:@#+-]*$`)
+	safeWord  = regexp.MustCompile(`^[A-Za-z0-9_.+=,:@%-]+$`)
+	safePath  = regexp.MustCompile(`^/[A-Za-z0-9_./+=,:@%-]*$`)
+	mpiType   = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+	// Stage names are Jenkins stage titles: spaces and parentheses occur.
+	stageName = regexp.MustCompile(`^[A-Za-z0-9_.+=,:@%/() -]+$`)
+)
+
+// LimitSeconds converts a Slurm time limit to seconds (0 for unlimited).
+func LimitSeconds(s string) (int, error) {
+	if !timeLimit.MatchString(s) {
+		return 0, fmt.Errorf("not a Slurm time limit: %q", s)
+	}
+	if strings.EqualFold(s, "unlimited") || strings.EqualFold(s, "infinite") {
+		return 0, nil
+	}
+	days := 0
+	if d, rest, ok := strings.Cut(s, "-"); ok {
+		days, _ = strconv.Atoi(d)
+		parts := strings.Split(rest, ":")
+		vals := []int{0, 0, 0}
+		for i, p := range parts {
+			vals[i], _ = strconv.Atoi(p)
+		}
+		return days*86400 + vals[0]*3600 + vals[1]*60 + vals[2], nil
+	}
+	parts := strings.Split(s, ":")
+	n := make([]int, len(parts))
+	for i, p := range parts {
+		n[i], _ = strconv.Atoi(p)
+	}
+	switch len(n) {
+	case 1:
+		return n[0] * 60, nil
+	case 2:
+		return n[0]*60 + n[1], nil
+	}
+	return n[0]*3600 + n[1]*60 + n[2], nil
+}
+
+// ValidationError names the input at fault; the runner maps it to the
+// bad-input exit code.
+type ValidationError struct{ Name, Value, Expected string }
+
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("%s=%q: expected %s", e.Name, e.Value, e.Expected)
+}
+
+func (in Inputs) validate() error {
+	checks := []struct {
+		name, value string
+		re          *regexp.Regexp
+		expected    string
+	}{
+		{"CLUSTER_PARTITION", in.Partition, slurmName, "a Slurm partition name (letters, digits, _ . + -)"},
+		{"CLUSTER_ACCOUNT", in.Account, slurmName, "a Slurm account name (letters, digits, _ . + -)"},
+		{"CLUSTER_TIME", in.TimeLimit, timeLimit, "a Slurm time limit such as 02:00:00, 90 or 1-00:00:00"},
+		{"job name", in.JobName, safeWord, "letters, digits and _ . + = , : @ % -"},
+		{"CLUSTER_WORKDIR (job workspace)", in.JobWorkspace, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
+		{"TRTLLM_NODE_DIR", in.LLMSrcNode, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
+		{"CLUSTER_LLM_DATA", in.LLMData, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
+		{"STAGE_NAME", in.StageName, stageName, "letters, digits, spaces and _ . + = , : @ % / ( ) -"},
+		{"DOCKER_IMAGE", in.DockerImage, imageRef, "an image reference such as nvcr.io/nvidia/tensorrt-llm/release:1.1.0"},
+		{"test list name", in.TestListName, safeWord, "a file name"},
+		{"finished file", in.FinishedFile, safePath, "an absolute path"},
+	}
+	for _, c := range checks {
+		if !c.re.MatchString(c.value) {
+			return &ValidationError{Name: c.name, Value: c.value, Expected: c.expected}
+		}
+	}
+	if in.Profile == launch.V1 && in.MPIType != "" && !mpiType.MatchString(in.MPIType) {
+		return &ValidationError{Name: "MPI_TYPE", Value: in.MPIType, Expected: "an srun --mpi plugin name such as pmix"}
+	}
+	if !safeWord.MatchString(in.ConfigName) || strings.Contains(in.ConfigName, "/") {
+		return &ValidationError{Name: "CONFIG_NAME", Value: in.ConfigName, Expected: "a config base name of letters, digits and _ . + = , @ % -"}
+	}
+	if in.Profile == launch.V2 && in.TestMode != "e2e" && in.TestMode != "gen_only" {
+		return &ValidationError{Name: "test mode", Value: in.TestMode, Expected: "e2e or gen_only"}
+	}
+	if in.PytestCommand != "" {
+		if err := checkPytestCommand(in.PytestCommand); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkPytestCommand accepts a replacement pytest command that can sit
+// between double quotes and be eval'ed by the run script without running
+// anything but itself: no quotes, backquotes, command substitution or
+// command separators.
+func checkPytestCommand(cmd string) error {
+	for i := 0; i < len(cmd); i++ {
+		c := cmd[i]
+		switch {
+		case strings.IndexByte("\"'`\\;&|<>()\n\r", c) >= 0:
+			return &ValidationError{Name: "PYTEST_COMMAND", Value: cmd, Expected: fmt.Sprintf("a plain command line (no %q: it is written inside double quotes and eval'ed on the nodes)", c)}
+		case c == '$' && (i+1 >= len(cmd) || !(cmd[i+1] == '{' || cmd[i+1] == '_' || cmd[i+1] >= 'A' && cmd[i+1] <= 'Z' || cmd[i+1] >= 'a' && cmd[i+1] <= 'z')):
+			return &ValidationError{Name: "PYTEST_COMMAND", Value: cmd, Expected: "only $name or ${name} after $"}
+		}
+	}
+	return nil
+}

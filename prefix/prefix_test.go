@@ -1,0 +1,132 @@
+package prefix
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/disagg-runner/disagg-runner/launch"
+)
+
+func goodInputs() Inputs {
+	return Inputs{
+		Profile: launch.V1, ConfigName: "tc_ctx1_gen1_3nodes", TestMode: "e2e",
+		Hardware:  launch.Hardware{GPUsPerNode: 4, TotalNodes: 3, TotalGPUs: 12},
+		Partition: "batch", Account: "disagg", TimeLimit: "00:10:00", JobName: "disagg-tc",
+		JobWorkspace: "/work/ws-1/", LLMSrcNode: "/src/trtllm", LLMData: "/data/models",
+		StageName: "GB200 perf (post-merge)", DockerImage: "nvcr.io/nvidia/tensorrt-llm/release:1.1.0",
+		MPIType: "pmix", TestListName: "test_list.txt", FinishedFile: "/work/ws-1/job-finished",
+	}
+}
+
+func TestBuild(t *testing.T) {
+	f, err := Build(goodInputs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := string(f.ScriptPrefix)
+	for _, want := range []string{
+		"#SBATCH --nodes=3\n", "#SBATCH --ntasks=12\n", "#SBATCH --ntasks-per-node=4\n", "#SBATCH --gpus-per-node=4\n",
+		"#SBATCH --partition=batch\n", "#SBATCH --account=disagg\n", "#SBATCH --time=00:10:00\n",
+		"#SBATCH --output=/work/ws-1/job-output.log\n",
+		"export jobWorkspace=/work/ws-1\n", "export stageName='GB200 perf (post-merge)'\n",
+		`export pytestCommand="LLM_ROOT=/src/trtllm LLM_MODELS_ROOT=/data/models /src/trtllm/tensorrt_llm/llmapi/trtllm-llmapi-launch pytest -v --timeout=300 `,
+		"--junit-xml=/work/ws-1/results.xml", "--test-list=/work/ws-1/test_list.txt\"\n",
+		"trap 'echo \"$? $(date +%s)\" > /work/ws-1/job-finished' EXIT\n",
+	} {
+		if !strings.Contains(p, want) {
+			t.Errorf("prefix lacks %q:\n%s", want, p)
+		}
+	}
+	if string(f.TestList) != "perf/test_perf_sanity.py::test_e2e[disagg_upload-tc_ctx1_gen1_3nodes]\n" {
+		t.Errorf("test list %q", f.TestList)
+	}
+	if !strings.Contains(string(f.SrunArgs), "--container-image=nvcr.io#nvidia/tensorrt-llm/release:1.1.0\n") ||
+		!strings.Contains(string(f.SrunArgs), "--mpi=pmix\n") ||
+		!strings.Contains(string(f.SrunArgs), "--container-mounts=/work/ws-1:/work/ws-1,/src/trtllm:/src/trtllm,/data/models:/data/models:ro\n") {
+		t.Errorf("srun args %q", f.SrunArgs)
+	}
+	// The prefix must be valid bash on its own.
+	path := filepath.Join(t.TempDir(), "prefix.sh")
+	os.WriteFile(path, f.ScriptPrefix, 0o644)
+	if out, err := exec.Command("bash", "-n", path).CombinedOutput(); err != nil {
+		t.Errorf("bash -n: %v %s", err, out)
+	}
+
+	in := goodInputs()
+	in.Profile, in.TestMode = launch.V2, "gen_only"
+	f, err = Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(f.SrunArgs), "--mpi") {
+		t.Error("v2 srun args carry --mpi; v2 drafts set it on the worker steps")
+	}
+	if !strings.Contains(f.TestID, "[disagg_upload-gen_only-tc_ctx1_gen1_3nodes]") {
+		t.Errorf("v2 test id %q", f.TestID)
+	}
+}
+
+func TestBuildRefusesInjection(t *testing.T) {
+	cases := []struct {
+		edit func(*Inputs)
+		want string
+	}{
+		{func(i *Inputs) { i.Partition = "batch\n#SBATCH --uid=0" }, "CLUSTER_PARTITION"},
+		{func(i *Inputs) { i.Account = "a b" }, "CLUSTER_ACCOUNT"},
+		{func(i *Inputs) { i.TimeLimit = "2 hours" }, "CLUSTER_TIME"},
+		{func(i *Inputs) { i.JobWorkspace = "/ws/$(reboot)" }, "CLUSTER_WORKDIR"},
+		{func(i *Inputs) { i.JobWorkspace = "relative/ws" }, "CLUSTER_WORKDIR"},
+		{func(i *Inputs) { i.LLMData = "/data models" }, "CLUSTER_LLM_DATA"},
+		{func(i *Inputs) { i.LLMSrcNode = "/src;rm -rf /" }, "TRTLLM_NODE_DIR"},
+		{func(i *Inputs) { i.DockerImage = "img:1 --privileged" }, "DOCKER_IMAGE"},
+		{func(i *Inputs) { i.StageName = "x'; reboot; '" }, "STAGE_NAME"},
+		{func(i *Inputs) { i.MPIType = "pmix --overlap" }, "MPI_TYPE"},
+		{func(i *Inputs) { i.ConfigName = "../etc" }, "CONFIG_NAME"},
+		{func(i *Inputs) { i.PytestCommand = `pytest "; reboot; "` }, "PYTEST_COMMAND"},
+		{func(i *Inputs) { i.PytestCommand = "pytest $(reboot)" }, "PYTEST_COMMAND"},
+		{func(i *Inputs) { i.PytestCommand = "pytest `reboot`" }, "PYTEST_COMMAND"},
+		{func(i *Inputs) { i.PytestCommand = "pytest; reboot" }, "PYTEST_COMMAND"},
+	}
+	for _, c := range cases {
+		in := goodInputs()
+		c.edit(&in)
+		_, err := Build(in)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%+v: error %v, want one naming %s", in, err, c.want)
+		}
+	}
+	in := goodInputs()
+	in.PytestCommand = "STANDIN_EXIT=1 ${llmSrcNode}/bin/pytest -v --junit-xml=$jobWorkspace/results.xml"
+	if _, err := Build(in); err != nil {
+		t.Errorf("a plain replacement command was refused: %v", err)
+	}
+}
+
+func TestEnrootImage(t *testing.T) {
+	for in, want := range map[string]string{
+		"nvcr.io/nvidia/tensorrt-llm/release:1.1.0": "nvcr.io#nvidia/tensorrt-llm/release:1.1.0",
+		"registry:5000/img:tag":                     "registry:5000#img:tag",
+		"localhost/img":                             "localhost#img",
+		"nvcr.io#nvidia/x:1":                        "nvcr.io#nvidia/x:1",
+		"ubuntu:22.04":                              "ubuntu:22.04",
+		"library/ubuntu:22.04":                      "library/ubuntu:22.04",
+	} {
+		if got := EnrootImage(in); got != want {
+			t.Errorf("EnrootImage(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestLimitSeconds(t *testing.T) {
+	for in, want := range map[string]int{"90": 5400, "10:30": 630, "02:00:00": 7200, "1-00": 86400, "1-02:03": 93780, "1-0:0:5": 86405, "UNLIMITED": 0} {
+		if got, err := LimitSeconds(in); err != nil || got != want {
+			t.Errorf("LimitSeconds(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	if _, err := LimitSeconds("2h"); err == nil {
+		t.Error("2h accepted")
+	}
+}
