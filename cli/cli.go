@@ -13,8 +13,10 @@ import (
 	"strings"
 
 	"github.com/alecthomas/kong"
+	"github.com/charmbracelet/log"
 
 	"github.com/disagg-runner/disagg-runner/exitcode"
+	"github.com/disagg-runner/disagg-runner/runner"
 )
 
 // Version is set at build time with -ldflags "-X .../cli.Version=...".
@@ -57,8 +59,30 @@ Exit codes:
 
 // root is the command tree. Each command lives in its own file.
 type root struct {
+	globals
+
 	Version  kong.VersionFlag `help:"Print the version and exit."`
+	Run      runCmd           `cmd:"" help:"Run a disaggregated test: check, generate, submit, follow, collect, and exit with pytest's code."`
+	Check    checkCmd         `cmd:"" help:"The pre-deployment checklist: every prerequisite and, with a cluster, the cluster side (exit 0 or 10)."`
 	Generate generateCmd      `cmd:"" help:"Generate launch.sh exactly as TensorRT-LLM's submit.py does (a drop-in replacement)."`
+	Attach   attachCmd        `cmd:"" help:"Follow an existing job from stage 6 on: stream its log, collect, and exit with pytest's code."`
+	Status   statusCmd        `cmd:"" help:"Print a job's state once."`
+	Cancel   cancelCmd        `cmd:"" help:"Cancel a job and confirm it ended."`
+}
+
+// globals are flags every command has.
+type globals struct {
+	LogFormat string `name:"log-format" env:"DISAGG_LOG_FORMAT" enum:"text,json" default:"text" help:"Format of the runner's own lines on stderr: text, or json for machines."`
+	Debug     bool   `name:"debug" env:"DISAGG_DEBUG" help:"Also log each Slurm and transport step."`
+}
+
+// console makes the run's console: runner lines on stderr, the job log on stdout.
+func (g *globals) console(env Env) *runner.Console {
+	con := runner.NewConsole(env.Stdout, env.Stderr, g.LogFormat == "json", secrets(env))
+	if g.Debug {
+		con.Log.SetLevel(log.DebugLevel)
+	}
+	return con
 }
 
 type exitRequest struct{ code int }
@@ -85,7 +109,7 @@ func Main(ctx context.Context, args []string, env Env) (code int) {
 		kong.Exit(func(c int) { panic(exitRequest{c}) }),
 		kong.Vars{"version": Version},
 		kong.BindTo(ctx, (*context.Context)(nil)),
-		kong.Bind(env),
+		kong.Bind(env, &cli.globals),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
 	if err != nil {
@@ -129,3 +153,6 @@ func report(ctx context.Context, env Env, err error) int {
 func oneLine(s string) string {
 	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(strings.TrimSpace(s))
 }
+
+// ExitCode is the code a run stopped by this signal exits with.
+func (s SignalError) ExitCode() int { return exitcode.ForSignal(s.Signal) }

@@ -1,0 +1,26 @@
+package cli
+
+import (
+	"context"
+	"time"
+
+	"github.com/disagg-runner/disagg-runner/runner"
+)
+
+type runCmd struct {
+	connFlags `embed:""`
+	jobFlags  `embed:""`
+
+	DryRun      bool `name:"dry-run" help:"Stop after generating launch.sh: print the plan and the script, submit nothing, contact no cluster."`
+	FollowRoles bool `name:"follow-roles" env:"DISAGG_FOLLOW_ROLES" help:"Also stream the per-role server logs, each line prefixed with its role."`
+}
+
+func (c *runCmd) Run(ctx context.Context, env Env, g *globals) error {
+	con := g.console(env)
+	s, err := c.jobFlags.settings(env, c.connFlags, time.Now())
+	if err != nil {
+		return err
+	}
+	_, err = runner.Run(ctx, s, runner.Options{DryRun: c.DryRun, FollowRoles: c.FollowRoles}, c.connector(env, con.Log.Infof), con)
+	return err
+}

@@ -1,0 +1,519 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run the real binary against the real test cluster
+// (scripts/testcluster) through its real OpenSSH login node. They run when
+// DISAGG_TESTCLUSTER=1 (scripts/test sets it) and then fail, not skip, if
+// the cluster is not there.
+
+var clusterEnvCache map[string]string
+
+func clusterEnv(t *testing.T) map[string]string {
+	t.Helper()
+	if os.Getenv("DISAGG_TESTCLUSTER") != "1" {
+		t.Skip("needs the test cluster: run via scripts/test, or set DISAGG_TESTCLUSTER=1 with scripts/testcluster up")
+	}
+	if clusterEnvCache != nil {
+		return clusterEnvCache
+	}
+	out, err := exec.Command("scripts/testcluster", "env").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		k, v, ok := strings.Cut(strings.TrimPrefix(l, "export "), "=")
+		if ok {
+			env[k] = strings.Trim(v, "'")
+		}
+	}
+	clusterEnvCache = env
+	return env
+}
+
+// job is one prepared run of the stand-in checkout.
+type job struct {
+	t         *testing.T
+	env       map[string]string
+	checkout  string
+	workspace string
+	workdir   string
+	runID     string
+}
+
+type jobResult struct {
+	code           int
+	stdout, stderr string
+	summary        map[string]any
+}
+
+var runCounter int
+
+// newJob copies a stand-in checkout (so that its standin.env is the
+// test's own) and prepares the environment of a run over SSH.
+func newJob(t *testing.T, profile, config string, knobs map[string]string) *job {
+	t.Helper()
+	cenv := clusterEnv(t)
+	root := t.TempDir()
+	checkout := filepath.Join(root, "trtllm")
+	src := filepath.Join("testdata", "trtllm-"+profile)
+	if out, err := exec.Command("cp", "-a", src, checkout).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	var knobLines strings.Builder
+	for k, v := range knobs {
+		fmt.Fprintf(&knobLines, "%s=%s\n", k, v)
+	}
+	if err := os.WriteFile(filepath.Join(checkout, "standin.env"), []byte(knobLines.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"ws", "cluster", "models"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	runCounter++
+	j := &job{t: t, checkout: checkout, workspace: filepath.Join(root, "ws"), workdir: filepath.Join(root, "cluster"),
+		runID: fmt.Sprintf("it-%d-%d-%s", os.Getpid(), runCounter, config)}
+	j.env = map[string]string{
+		"CLUSTER_HOST": cenv["CLUSTER_HOST"], "CLUSTER_PORT": cenv["CLUSTER_PORT"], "CLUSTER_USER": cenv["CLUSTER_USER"],
+		"CLUSTER_SSH_KEY": cenv["CLUSTER_SSH_KEY"], "CLUSTER_KNOWN_HOSTS": cenv["CLUSTER_KNOWN_HOSTS"],
+		"CLUSTER_PARTITION": cenv["CLUSTER_PARTITION"], "CLUSTER_ACCOUNT": cenv["CLUSTER_ACCOUNT"],
+		"SLURM_CONF":               cenv["SLURM_CONF"],
+		"DOCKER_IMAGE":             "nvcr.io/nvidia/tensorrt-llm/release:test",
+		"CLUSTER_LLM_DATA":         filepath.Join(root, "models"),
+		"TRTLLM_DIR":               checkout,
+		"CONFIG_NAME":              config,
+		"WORKSPACE":                j.workspace,
+		"CLUSTER_WORKDIR":          j.workdir,
+		"DISAGG_RUN_ID":            j.runID,
+		"CLUSTER_RECONNECT_BUDGET": "20s",
+	}
+	return j
+}
+
+// local switches the job to the local transport (this machine is the
+// login node).
+func (j *job) local() *job {
+	delete(j.env, "CLUSTER_HOST")
+	return j
+}
+
+func (j *job) jobWorkspace() string { return filepath.Join(j.workdir, j.runID) }
+func (j *job) resultsDir() string {
+	return filepath.Join(j.workspace, "disagg-runner", j.runID, "results")
+}
+
+func (j *job) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(binary, append([]string{"run"}, args...)...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range j.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	return cmd
+}
+
+func (j *job) run(args ...string) jobResult {
+	j.t.Helper()
+	cmd := j.command(args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return j.result(err, stdout.String(), stderr.String())
+}
+
+func (j *job) result(err error, stdout, stderr string) jobResult {
+	r := jobResult{stdout: stdout, stderr: stderr}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		j.t.Fatalf("running disagg-runner: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(j.resultsDir(), "summary.json")); err == nil {
+		json.Unmarshal(b, &r.summary)
+	}
+	j.t.Logf("exit %d\n--- stderr:\n%s", r.code, stderr)
+	return r
+}
+
+// jobID waits for the run to record its job id.
+func (j *job) jobID(timeout time.Duration) string {
+	j.t.Helper()
+	p := filepath.Join(j.workspace, "disagg-runner", j.runID, "job_id")
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(p); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			return string(bytes.TrimSpace(b))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	j.t.Fatalf("no job id recorded after %s", timeout)
+	return ""
+}
+
+// slurm runs a Slurm command on this machine (the login node).
+func (j *job) slurm(args ...string) string {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), "SLURM_CONF="+j.env["SLURM_CONF"])
+	out, _ := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out))
+}
+
+func (j *job) waitState(id, want string, timeout time.Duration) {
+	j.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		out := j.slurm("scontrol", "show", "job", "-o", id)
+		if strings.Contains(out, "JobState="+want+" ") {
+			return
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	j.t.Fatalf("job %s not %s after %s", id, want, timeout)
+}
+
+func TestRunOverSSHPassAndFail(t *testing.T) {
+	cases := []struct {
+		name, profile, config string
+		knobs                 map[string]string
+		want                  int
+	}{
+		{"pass v1", "v1", "tc_ctx1_gen1_3nodes", nil, 0},
+		{"pass v2 with precheck", "v2", "tc_ctx1_gen1_3nodes", nil, 0},
+		{"pytest fails", "v1", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_EXIT": "1"}, 1},
+		{"no tests collected", "v2", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_EXIT": "5"}, 5},
+		{"benchmark crashes without a pytest line", "v1", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_CRASH": "1"}, 14},
+		{"install step fails", "v1", "tc_gen_only_1node", map[string]string{"STANDIN_INSTALL_EXIT": "3"}, 14},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			j := newJob(t, c.profile, c.config, c.knobs)
+			r := j.run()
+			if r.code != c.want {
+				t.Fatalf("exit %d, want %d", r.code, c.want)
+			}
+			if r.summary == nil || int(r.summary["exit_code"].(float64)) != c.want {
+				t.Errorf("summary.json: %v", r.summary)
+			}
+			for _, stage := range []string{"stage 1/8", "stage 2/8", "stage 3/8", "stage 4/8", "stage 5/8", "stage 6/8", "stage 7/8", "stage 8/8"} {
+				if !strings.Contains(r.stderr, "==> "+stage) {
+					t.Errorf("no %s header", stage)
+				}
+			}
+			if !strings.Contains(r.stderr, fmt.Sprintf("verdict: exit %d", c.want)) {
+				t.Errorf("no verdict line for exit %d", c.want)
+			}
+			if c.want == 0 || c.want == 1 {
+				if _, err := os.Stat(filepath.Join(j.resultsDir(), "results.xml")); err != nil {
+					t.Errorf("results.xml not collected: %v", err)
+				}
+			}
+			// Slurm's end against the moment the runner noticed it.
+			if ended, noticed := summaryTime(r.summary, "ended"), summaryTime(r.summary, "end_noticed"); !ended.IsZero() && !noticed.IsZero() {
+				lag := noticed.Sub(ended)
+				t.Logf("end lag: Slurm end %s, noticed %s, lag %s", ended.Format(time.TimeOnly), noticed.Format(time.StampMilli), lag.Round(time.Millisecond))
+				if lag > 10*time.Second {
+					t.Errorf("the end was noticed %s after Slurm's end time (limit 10 s)", lag)
+				}
+			}
+		})
+	}
+}
+
+func summaryTime(s map[string]any, key string) time.Time {
+	v, _ := s[key].(string)
+	tm, _ := time.Parse(time.RFC3339Nano, v)
+	return tm
+}
+
+func TestRunLocalTransport(t *testing.T) {
+	for _, c := range []struct {
+		knobs map[string]string
+		want  int
+	}{{nil, 0}, {map[string]string{"STANDIN_EXIT": "1"}, 1}, {map[string]string{"STANDIN_CRASH": "1"}, 14}} {
+		j := newJob(t, "v1", "tc_ctx1_gen1_2nodes", c.knobs).local()
+		r := j.run()
+		if r.code != c.want {
+			t.Fatalf("knobs %v: exit %d, want %d", c.knobs, r.code, c.want)
+		}
+		if tr, _ := r.summary["transport"].(string); tr != "local" {
+			t.Errorf("transport %q, want local", tr)
+		}
+	}
+}
+
+func TestRunStdoutIsTheJobLog(t *testing.T) {
+	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_LOG_LINES": "30", "STANDIN_LOG_INTERVAL": "0.1"})
+	r := j.run()
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	onCluster, err := os.ReadFile(filepath.Join(j.jobWorkspace(), "job-output.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.stdout != string(onCluster) {
+		t.Fatalf("stdout (%d bytes) is not the job log on the cluster (%d bytes)", len(r.stdout), len(onCluster))
+	}
+	if !strings.Contains(r.stdout, "standin log line 30/30") {
+		t.Errorf("the benchmark's lines are not in the streamed log")
+	}
+	if strings.Contains(r.stderr+r.stdout, "\x1b[") {
+		t.Errorf("ANSI escape in the output of a run without a terminal")
+	}
+}
+
+func TestRunDryRun(t *testing.T) {
+	j := newJob(t, "v2", "tc_ctx1_gen1_3nodes", nil)
+	r := j.run("--dry-run")
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	if !strings.Contains(r.stdout, "export totalNodes=3") || !strings.Contains(r.stdout, "srunArgs=(") {
+		t.Errorf("dry run did not print the script:\n%s", r.stdout)
+	}
+	if _, err := os.Stat(j.jobWorkspace()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dry run created the job workspace")
+	}
+}
+
+func TestRunBadPartition(t *testing.T) {
+	j := newJob(t, "v1", "tc_gen_only_1node", nil)
+	j.env["CLUSTER_PARTITION"] = "nosuchpartition"
+	r := j.run()
+	if r.code != 13 {
+		t.Fatalf("exit %d, want 13", r.code)
+	}
+	if !strings.Contains(r.stderr, "Invalid partition name specified") {
+		t.Errorf("sbatch's message is not shown")
+	}
+}
+
+func TestRunWrongHostKey(t *testing.T) {
+	j := newJob(t, "v1", "tc_gen_only_1node", nil)
+	bad := filepath.Join(t.TempDir(), "known_hosts")
+	// A valid key that is not the login node's.
+	os.WriteFile(bad, []byte("[127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"), 0o644)
+	j.env["CLUSTER_KNOWN_HOSTS"] = bad
+	r := j.run()
+	if r.code != 12 {
+		t.Fatalf("exit %d, want 12", r.code)
+	}
+	if _, err := os.Stat(j.jobWorkspace()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("something was created on the cluster despite the wrong host key")
+	}
+}
+
+func TestRunUnreachableHost(t *testing.T) {
+	j := newJob(t, "v1", "tc_gen_only_1node", nil)
+	j.env["CLUSTER_PORT"] = "1" // nothing listens there
+	j.env["CLUSTER_RECONNECT_BUDGET"] = "3s"
+	start := time.Now()
+	r := j.run()
+	if r.code != 12 {
+		t.Fatalf("exit %d, want 12", r.code)
+	}
+	t.Logf("gave up after %s", time.Since(start).Round(time.Millisecond))
+}
+
+func TestRunSIGTERMCancelsJob(t *testing.T) {
+	j := newJob(t, "v1", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_SLEEP": "120"})
+	cmd := j.command()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	id := j.jobID(60 * time.Second)
+	j.waitState(id, "RUNNING", 60*time.Second)
+	time.Sleep(2 * time.Second)
+	sent := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	t.Logf("runner exited %s after SIGTERM", time.Since(sent).Round(time.Millisecond))
+	r := j.result(err, stdout.String(), stderr.String())
+	if r.code != 143 {
+		t.Fatalf("exit %d, want 143", r.code)
+	}
+	if out := j.slurm("scontrol", "show", "job", "-o", id); !strings.Contains(out, "JobState=CANCELLED") {
+		t.Errorf("job not CANCELLED in Slurm: %s", out)
+	}
+	if time.Since(sent) > 30*time.Second {
+		t.Errorf("took %s to cancel and exit", time.Since(sent))
+	}
+}
+
+func TestRunCancelledBySomeoneElse(t *testing.T) {
+	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_SLEEP": "120"})
+	cmd := j.command()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	id := j.jobID(60 * time.Second)
+	j.waitState(id, "RUNNING", 60*time.Second)
+	time.Sleep(2 * time.Second)
+	j.slurm("scancel", id)
+	r := j.result(cmd.Wait(), stdout.String(), stderr.String())
+	if r.code != 14 {
+		t.Fatalf("exit %d, want 14", r.code)
+	}
+}
+
+func TestRunTimeLimit(t *testing.T) {
+	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_SLEEP": "300"})
+	j.env["CLUSTER_TIME"] = "1"
+	r := j.run()
+	if r.code != 124 {
+		t.Fatalf("exit %d, want 124", r.code)
+	}
+}
+
+func TestRunRequeueRestartsLog(t *testing.T) {
+	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_LOG_LINES": "20", "STANDIN_LOG_INTERVAL": "0.5"})
+	cmd := j.command()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	id := j.jobID(60 * time.Second)
+	j.waitState(id, "RUNNING", 60*time.Second)
+	logPath := filepath.Join(j.jobWorkspace(), "job-output.log")
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, _ := os.ReadFile(logPath); bytes.Contains(b, []byte("standin log line 3/20")) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if out := j.slurm("scontrol", "requeue", id); out != "" {
+		t.Logf("scontrol requeue: %s", out)
+	}
+	r := j.result(cmd.Wait(), stdout.String(), stderr.String())
+	if r.code != 0 {
+		t.Fatalf("exit %d, want 0", r.code)
+	}
+	if !strings.Contains(r.stdout, "was truncated") {
+		t.Errorf("no truncation marker in the streamed log")
+	}
+}
+
+// TestRunSurvivesDroppedConnection kills the login node's sshd process of
+// the runner's connection while the job runs: the runner reconnects and
+// its stdout still holds the job log exactly once.
+func TestRunSurvivesDroppedConnection(t *testing.T) {
+	cenv := clusterEnv(t)
+	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_LOG_LINES": "40", "STANDIN_LOG_INTERVAL": "0.25"})
+	cmd := j.command()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	id := j.jobID(60 * time.Second)
+	j.waitState(id, "RUNNING", 60*time.Second)
+	time.Sleep(3 * time.Second)
+	killed := killSSHDSessions(t, cenv["TESTCLUSTER_STATE"])
+	t.Logf("killed sshd session processes %v", killed)
+	r := j.result(cmd.Wait(), stdout.String(), stderr.String())
+	if r.code != 0 {
+		t.Fatalf("exit %d, want 0", r.code)
+	}
+	if len(killed) == 0 {
+		t.Fatal("found no sshd session process to kill")
+	}
+	onCluster, err := os.ReadFile(filepath.Join(j.jobWorkspace(), "job-output.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.stdout != string(onCluster) {
+		t.Fatalf("stdout (%d bytes) differs from the job log (%d bytes) after a reconnect", len(r.stdout), len(onCluster))
+	}
+}
+
+// killSSHDSessions kills the per-connection children of the login node's
+// listening sshd (found by its pid file in the cluster's state folder).
+func killSSHDSessions(t *testing.T, state string) []int {
+	pidFiles, _ := filepath.Glob(filepath.Join(state, "run", "sshd*.pid"))
+	if len(pidFiles) == 0 {
+		pidFiles, _ = filepath.Glob(filepath.Join(state, "*sshd*.pid"))
+	}
+	if len(pidFiles) == 0 {
+		t.Fatalf("no sshd pid file under %s", state)
+	}
+	b, _ := os.ReadFile(pidFiles[0])
+	listener := strings.TrimSpace(string(b))
+	var killed []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Field 4 of /proc/<pid>/stat is the parent pid.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) > 1 && f[1] == listener {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				killed = append(killed, pid)
+			}
+		}
+	}
+	return killed
+}
+
+// TestRunOneSSHConnection counts the login node's accepted connections
+// during one run.
+func TestRunOneSSHConnection(t *testing.T) {
+	cenv := clusterEnv(t)
+	logPath := cenv["TESTCLUSTER_SSHD_LOG"]
+	before := countAccepted(t, logPath)
+	j := newJob(t, "v2", "tc_ctx1_gen1_2nodes", nil)
+	if r := j.run(); r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	n := countAccepted(t, logPath) - before
+	t.Logf("SSH connections opened by one run: %d", n)
+	if n != 1 {
+		t.Errorf("one run opened %d SSH connections, want 1", n)
+	}
+}
+
+var acceptedRe = regexp.MustCompile(`Accepted publickey`)
+
+func countAccepted(t *testing.T, path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if acceptedRe.Match(s.Bytes()) {
+			n++
+		}
+	}
+	return n
+}
