@@ -407,6 +407,12 @@ func TestRunRequeueRestartsLog(t *testing.T) {
 	if out := j.slurm("scontrol", "requeue", id); out != "" {
 		t.Logf("scontrol requeue: %s", out)
 	}
+	// A requeued job waits about two minutes (BeginTime) before it may
+	// start again; an operator's "start it now" keeps the test short.
+	time.Sleep(time.Second)
+	if out := j.slurm("scontrol", "update", "JobId="+id, "StartTime=now"); out != "" {
+		t.Logf("scontrol update: %s", out)
+	}
 	r := j.result(cmd.Wait(), stdout.String(), stderr.String())
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0", r.code)
@@ -516,4 +522,34 @@ func countAccepted(t *testing.T, path string) int {
 		}
 	}
 	return n
+}
+
+// TestRunWithoutAccounting restarts the cluster without accounting (sacct
+// answers "disabled") and with a 5-second MinJobAge (finished jobs vanish
+// from scontrol quickly), then restores it. The end must still be seen and
+// the code right.
+func TestRunWithoutAccounting(t *testing.T) {
+	clusterEnv(t)
+	restart := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command("scripts/testcluster", append([]string{"up"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("scripts/testcluster up %v: %v\n%s", args, err, out)
+		}
+	}
+	restart("--no-accounting", "--min-job-age", "5")
+	t.Cleanup(func() { restart() })
+	for _, c := range []struct {
+		knobs map[string]string
+		want  int
+	}{{nil, 0}, {map[string]string{"STANDIN_EXIT": "1"}, 1}} {
+		j := newJob(t, "v1", "tc_ctx1_gen1_2nodes", c.knobs)
+		r := j.run()
+		if r.code != c.want {
+			t.Fatalf("knobs %v: exit %d, want %d", c.knobs, r.code, c.want)
+		}
+		if ended, noticed := summaryTime(r.summary, "ended"), summaryTime(r.summary, "end_noticed"); !ended.IsZero() {
+			t.Logf("end lag without accounting: %s", noticed.Sub(ended).Round(time.Millisecond))
+		}
+	}
 }
