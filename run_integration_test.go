@@ -553,3 +553,74 @@ func TestRunWithoutAccounting(t *testing.T) {
 		}
 	}
 }
+
+// startAndLose starts a run, waits until its job runs, then SIGKILLs the
+// runner, as a lost Jenkins agent would vanish.
+func startAndLose(t *testing.T, j *job) string {
+	t.Helper()
+	cmd := j.command()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	id := j.jobID(60 * time.Second)
+	j.waitState(id, "RUNNING", 60*time.Second)
+	cmd.Process.Kill()
+	cmd.Wait()
+	return id
+}
+
+func TestRerunReattachesInsteadOfResubmitting(t *testing.T) {
+	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_SLEEP": "6"})
+	id := startAndLose(t, j)
+	r := j.run() // the same run id: a retried Jenkins step
+	if r.code != 0 {
+		t.Fatalf("exit %d, want 0", r.code)
+	}
+	if !strings.Contains(r.stderr, "attaching to it instead of submitting again") {
+		t.Error("the rerun did not say it re-attached")
+	}
+	if got, _ := r.summary["job_id"].(string); got != id {
+		t.Errorf("the rerun followed job %q, want the first attempt's %s", got, id)
+	}
+}
+
+func TestAttachAfterLostRunner(t *testing.T) {
+	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_SLEEP": "6", "STANDIN_EXIT": "1"})
+	id := startAndLose(t, j)
+	results := filepath.Join(t.TempDir(), "results")
+	cmd := exec.Command(binary, "attach", id, "--job-workspace", j.jobWorkspace(), "--results", results)
+	cmd.Env = j.command().Env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("attach: %v, want exit 1\n%s", err, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(results, "results.xml")); err != nil {
+		t.Errorf("attach collected no results.xml: %v", err)
+	}
+}
+
+func TestStatusAndCancel(t *testing.T) {
+	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_SLEEP": "60"})
+	id := startAndLose(t, j)
+	env := j.command().Env
+	status := exec.Command(binary, "status", id)
+	status.Env = env
+	out, err := status.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "job "+id+": RUNNING") {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	cancel := exec.Command(binary, "cancel", id)
+	cancel.Env = env
+	out, err = cancel.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "CANCELLED") {
+		t.Fatalf("cancel: %v\n%s", err, out)
+	}
+	bad := exec.Command(binary, "status", "12;reboot")
+	bad.Env = env
+	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "expected a Slurm job id") {
+		t.Errorf("status accepted a bad job id: %s", out)
+	}
+}
