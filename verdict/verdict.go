@@ -37,8 +37,11 @@ type Verdict struct {
 }
 
 var (
-	// The run script's last line: "Rank0 Pytest finished execution with exit code 1".
-	rankLine = regexp.MustCompile(`(?m)\bRank0\b[^\n]*?\bexit code (\d+)\s*$`)
+	// The run script's last line: "Rank0 Pytest finished execution with exit
+	// code 1". The whole phrase, because the v2 precheck gate copies lines
+	// such as "Rank0 cache-transceiver precheck finished with exit code 1"
+	// into the same log.
+	rankLine = regexp.MustCompile(`(?m)\bRank0 Pytest finished execution with exit code (\d+)\s*$`)
 	// srun's report of a failing task of the foreground (benchmark) step.
 	srunTaskExit = regexp.MustCompile(`(?m)^srun: error: \S+: task 0: Exited with exit code (\d+)\s*$`)
 )

@@ -32,6 +32,7 @@ func TestDecide(t *testing.T) {
 		{"junit pass", Evidence{State: "COMPLETED", JUnit: [][]byte{xmlPass}}, 0, 0},
 		{"junit empty", Evidence{State: "COMPLETED", JUnit: [][]byte{xmlEmpty}}, 5, 5},
 		{"junit garbage ignored", Evidence{State: "FAILED", JUnit: [][]byte{[]byte("<not xml")}}, 14, -1},
+		{"precheck lines are not pytest's", Evidence{State: "CANCELLED", JobLog: []byte("Rank0 cache-transceiver precheck finished with exit code 1\n")}, 14, -1},
 		{"Rank1 lines are not the benchmark's", Evidence{State: "COMPLETED", JobLog: []byte("Rank1 Pytest finished execution with exit code 0\n")}, 14, -1},
 	}
 	for _, c := range cases {
