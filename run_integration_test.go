@@ -624,3 +624,24 @@ func TestStatusAndCancel(t *testing.T) {
 		t.Errorf("status accepted a bad job id: %s", out)
 	}
 }
+
+// TestRunReportsPending holds every node with another job so that the run
+// waits in PENDING, and checks that the wait is reported with its reason,
+// repeatedly, and that the run then finishes normally.
+func TestRunReportsPending(t *testing.T) {
+	j := newJob(t, "v1", "tc_gen_only_1node", nil)
+	blocker := j.slurm("sbatch", "--parsable", "-N4", "--exclusive", "--gpus-per-node=4", "-p", j.env["CLUSTER_PARTITION"], "-A", j.env["CLUSTER_ACCOUNT"], "-o", "/dev/null", "--wrap", "sleep 12")
+	t.Logf("blocking job %s", blocker)
+	t.Cleanup(func() { j.slurm("scancel", blocker) })
+	j.env["DISAGG_PENDING_EVERY"] = "2s"
+	r := j.run()
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	if !strings.Contains(r.stderr, "job PENDING") || !regexp.MustCompile(`still PENDING job=\d+ reason=(Resources|Priority)`).MatchString(r.stderr) {
+		t.Errorf("the PENDING state and its reason were not reported")
+	}
+	if n := strings.Count(r.stderr, "still PENDING"); n < 1 {
+		t.Errorf("no repeated PENDING line during a wait of several seconds")
+	}
+}

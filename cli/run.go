@@ -11,8 +11,9 @@ type runCmd struct {
 	connFlags `embed:""`
 	jobFlags  `embed:""`
 
-	DryRun      bool `name:"dry-run" help:"Stop after generating launch.sh: print the plan and the script, submit nothing, contact no cluster."`
-	FollowRoles bool `name:"follow-roles" env:"DISAGG_FOLLOW_ROLES" help:"Also stream the per-role server logs, each line prefixed with its role."`
+	DryRun       bool          `name:"dry-run" help:"Stop after generating launch.sh: print the plan and the script, submit nothing, contact no cluster."`
+	FollowRoles  bool          `name:"follow-roles" env:"DISAGG_FOLLOW_ROLES" help:"Also stream the per-role server logs, each line prefixed with its role."`
+	PendingEvery time.Duration `name:"pending-every" env:"DISAGG_PENDING_EVERY" default:"3m" help:"While the job is PENDING, repeat its reason and expected start this often."`
 }
 
 func (c *runCmd) Run(ctx context.Context, env Env, g *globals) error {
@@ -21,6 +22,6 @@ func (c *runCmd) Run(ctx context.Context, env Env, g *globals) error {
 	if err != nil {
 		return err
 	}
-	_, err = runner.Run(ctx, s, runner.Options{DryRun: c.DryRun, FollowRoles: c.FollowRoles}, c.connector(env, con.Log.Infof), con)
+	_, err = runner.Run(ctx, s, runner.Options{DryRun: c.DryRun, FollowRoles: c.FollowRoles, PendingEvery: c.PendingEvery}, c.connector(env, con.Log.Infof), con)
 	return err
 }

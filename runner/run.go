@@ -282,7 +282,10 @@ func follow(ctx context.Context, sc *sbatch.Client, id sbatch.JobID, ws, testID 
 	var mu sync.Mutex
 	var last sbatch.JobState
 	lastReport := time.Now()
-	ticker := time.NewTicker(min(every, 30*time.Second))
+	// While the job waits, repeat why and until when, asking Slurm afresh
+	// (2 controller RPCs every few minutes): Watch itself asks the
+	// controller rarely, so its reason may be the one from submission.
+	ticker := time.NewTicker(every)
 	defer ticker.Stop()
 	watchDone := make(chan struct{})
 	go func() {
@@ -292,10 +295,18 @@ func follow(ctx context.Context, sc *sbatch.Client, id sbatch.JobID, ws, testID 
 				return
 			case <-ticker.C:
 				mu.Lock()
-				if last.State == "PENDING" && time.Since(lastReport) >= every {
-					con.Log.Info("still PENDING", "job", id, "reason", last.Reason, "expected_start", timeText(last.ExpectedStart))
-					lastReport = time.Now()
+				pending := last.State == "PENDING" && time.Since(lastReport) >= every/2
+				mu.Unlock()
+				if !pending {
+					continue
 				}
+				st, err := sc.Query(ctx, id)
+				if err != nil || st.State != "PENDING" {
+					continue
+				}
+				con.Log.Info("still PENDING", "job", id, "reason", st.Reason, "expected_start", timeText(st.ExpectedStart))
+				mu.Lock()
+				lastReport = time.Now()
 				mu.Unlock()
 			}
 		}
