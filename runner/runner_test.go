@@ -1,0 +1,86 @@
+package runner
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/disagg-runner/disagg-runner/checklist"
+	"github.com/disagg-runner/disagg-runner/exitcode"
+)
+
+func TestConsoleMasksSecretsAcrossWrites(t *testing.T) {
+	var out, logb bytes.Buffer
+	con := NewConsole(&out, &logb, false, []string{"hf_SECRET123", "abc"})
+	// The secret is split across two writes, as a streamed log may split it.
+	con.Out.Write([]byte("export HF_TOKEN=hf_SEC"))
+	con.Out.Write([]byte("RET123\nnext abc line\npartial"))
+	con.Flush()
+	if got := out.String(); got != "export HF_TOKEN=****\nnext abc line\npartial" {
+		t.Errorf("job log: %q", got)
+	}
+	con.Log.Info("key passphrase is hf_SECRET123")
+	if strings.Contains(logb.String(), "hf_SECRET123") || !strings.Contains(logb.String(), "****") {
+		t.Errorf("runner line: %q", logb.String())
+	}
+	if strings.Contains(logb.String(), "\x1b[") {
+		t.Errorf("colour written to a non-terminal: %q", logb.String())
+	}
+}
+
+func TestConsoleWithoutSecretsPassesBytesThrough(t *testing.T) {
+	var out bytes.Buffer
+	con := NewConsole(&out, &bytes.Buffer{}, false, nil)
+	con.Out.Write([]byte("no newline yet"))
+	if out.String() != "no newline yet" {
+		t.Errorf("held back %q without any secret to mask", out.String())
+	}
+}
+
+func TestRedactExports(t *testing.T) {
+	in := "export HF_TOKEN=abc\n  export NGC_API_KEY=\"x y\"\nexport jobWorkspace=/ws\nMY_PASSWORD=1"
+	want := "export HF_TOKEN=****\n  export NGC_API_KEY=****\nexport jobWorkspace=/ws\nMY_PASSWORD=****"
+	if got := string(redactExports([]byte(in))); got != want {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestNewRunID(t *testing.T) {
+	now := time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC)
+	if got := NewRunID("jenkins-perf/disagg #42", "u", "cfg_a", now); got != "jenkins-perf_disagg_42-cfg_a" {
+		t.Errorf("from BUILD_TAG: %q", got)
+	}
+	a, b := NewRunID("", "alice", "cfg", now), NewRunID("", "alice", "cfg", now)
+	if !strings.HasPrefix(a, "alice-20261126-220000-") || a == b {
+		t.Errorf("manual run ids %q %q: want user, time and a random suffix", a, b)
+	}
+}
+
+func TestCheckFailureCodes(t *testing.T) {
+	con := NewConsole(&bytes.Buffer{}, &bytes.Buffer{}, false, nil)
+	report := func(items ...checklist.Item) *checklist.Report {
+		r := &checklist.Report{}
+		for _, it := range items {
+			r.Add(it)
+		}
+		return r
+	}
+	ok := checklist.Item{Name: "fine", OK: true}
+	cases := []struct {
+		r    *checklist.Report
+		want int
+	}{
+		{report(ok), exitcode.OK},
+		{report(ok, checklist.Item{Name: "partition exists", Kind: checklist.Submission}), exitcode.OK},
+		{report(checklist.Item{Name: "DOCKER_IMAGE set"}), exitcode.Prerequisite},
+		{report(checklist.Item{Name: "config YAML valid", Kind: checklist.Input}), exitcode.BadInput},
+		{report(checklist.Item{Name: "config YAML valid", Kind: checklist.Input}, checklist.Item{Name: "DOCKER_IMAGE set"}), exitcode.Prerequisite},
+		{report(checklist.Item{Name: "DOCKER_IMAGE set"}, checklist.Item{Name: "login node reachable", Kind: checklist.Connection}), exitcode.Unreachable},
+	}
+	for i, c := range cases {
+		if got := exitcode.Of(checkFailure(c.r, con)); got != c.want {
+			t.Errorf("case %d: exit %d, want %d", i, got, c.want)
+		}
+	}
+}
