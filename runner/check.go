@@ -34,8 +34,10 @@ func Check(ctx context.Context, s Settings, connect Connector) (*checklist.Repor
 		{"CONFIG_NAME", s.ConfigName, "set CONFIG_NAME to the config YAML's base name (without .yaml)"},
 		{"CLUSTER_WORKDIR", s.ClusterWork, "set CLUSTER_WORKDIR to a folder on the cluster's shared file system"},
 	}
+	allSet := true
 	for _, v := range required {
 		if v.value == "" {
+			allSet = false
 			r.Add(checklist.Item{Name: v.name + " set", Detail: "not set", Fix: v.fix})
 		} else {
 			r.Add(checklist.Item{Name: v.name + " set", OK: true, Detail: v.value})
@@ -56,37 +58,41 @@ func Check(ctx context.Context, s Settings, connect Connector) (*checklist.Repor
 		Fix: "check out a TensorRT-LLM revision that has " + launch.DraftPath + ", or set DRAFT_LAUNCH_SH"})
 
 	var p *Plan
-	configOK := false
 	if s.TRTLLMDir != "" && s.ConfigName != "" {
 		var err error
-		p, err = makePlan(s)
-		switch {
-		case err == nil:
-			configOK = true
-			r.Add(checklist.Item{Name: "config YAML valid", OK: true, Detail: fmt.Sprintf("%s (%s; %d nodes, %d GPUs)", p.ConfigPath, p.Profile, p.Hardware.TotalNodes, p.Hardware.TotalGPUs)})
-		default:
+		p, err = loadConfig(s)
+		if err != nil {
 			kind := checklist.Input
 			if strings.HasPrefix(err.Error(), "Config file not found") {
 				kind = checklist.Prerequisite
 			}
-			r.Add(checklist.Item{Name: "config YAML valid", Kind: kind, Detail: err.Error(), Fix: "fix the input named above"})
+			r.Add(checklist.Item{Name: "config YAML valid", Kind: kind, Detail: err.Error(), Fix: "fix the config file or CONFIG_NAME as the message says"})
+			p = nil
+		} else {
+			r.Add(checklist.Item{Name: "config YAML valid", OK: true, Detail: fmt.Sprintf("%s (%s; %d nodes, %d GPUs)", p.ConfigPath, p.Profile, p.Hardware.TotalNodes, p.Hardware.TotalGPUs)})
+			for _, sec := range []string{"hardware", "worker_config", "environment", "benchmark"} {
+				if !p.Config.Sections[sec] {
+					r.Add(checklist.Item{Name: "config has " + sec, Kind: checklist.Input, Detail: "missing in " + p.ConfigPath, Fix: "add the " + sec + " section to the config YAML"})
+				}
+			}
 		}
 	} else {
 		r.Add(checklist.Item{Name: "config YAML valid", Detail: "not checked: TRTLLM_DIR or CONFIG_NAME missing", Fix: "set TRTLLM_DIR and CONFIG_NAME"})
 	}
-	if configOK {
-		for _, sec := range []string{"hardware", "worker_config", "environment", "benchmark"} {
-			if !p.Config.Sections[sec] {
-				r.Add(checklist.Item{Name: "config has " + sec, Kind: checklist.Input, Detail: "missing in " + p.ConfigPath, Fix: "add the " + sec + " section to the config YAML"})
-			}
-		}
-		missing := p.Launch.Contract
-		if len(missing) == 0 {
-			r.Add(checklist.Item{Name: "draft matches profile", OK: true, Detail: string(p.Profile)})
-		} else {
+	// launch.sh can only be generated once every input is there; a missing
+	// one was reported above.
+	if p != nil && allSet {
+		if err := p.buildLaunch(); err != nil {
+			r.Add(checklist.Item{Name: "launch.sh generates", Kind: checklist.Input, Detail: err.Error(), Fix: "fix the input named in the message"})
+			p = nil
+		} else if missing := p.Launch.Contract; len(missing) > 0 {
 			r.Add(checklist.Item{Name: "draft matches profile", Kind: checklist.Input, Detail: launch.FormatMissing(draft, p.Profile, missing),
 				Fix: "use the draft of the same TensorRT-LLM era, or choose the other profile with DISAGG_PROFILE"})
+		} else {
+			r.Add(checklist.Item{Name: "draft matches profile", OK: true, Detail: string(p.Profile)})
 		}
+	} else {
+		p = nil
 	}
 	if connect == nil {
 		return r, p, nil
@@ -154,6 +160,11 @@ func checkCluster(ctx context.Context, r *checklist.Report, s Settings, p *Plan,
 			Fix: "install the Slurm client on the login node or put it on the PATH of non-interactive shells"})
 	}
 
+	if s.Partition == "" || s.Account == "" {
+		// Reported as unset above; asking Slurm about "" tells nothing.
+		checkWorkdirAndScripts(ctx, r, s, t)
+		return
+	}
 	part, err := remote(ctx, t, "scontrol show partition -o "+shellquote.Quote(s.Partition))
 	partOK := err == nil && strings.HasPrefix(part, "PartitionName=")
 	detail := s.Partition
@@ -174,8 +185,13 @@ func checkCluster(ctx context.Context, r *checklist.Report, s Settings, p *Plan,
 		r.Add(checklist.Item{Name: "account exists", Kind: checklist.Submission, Detail: s.Account + ": " + orText(acct, "no association"), Fix: "set CLUSTER_ACCOUNT to an account you belong to (sacctmgr show assoc user=$USER)"})
 	}
 
+	checkWorkdirAndScripts(ctx, r, s, t)
+	checkFit(ctx, r, s, p, t, part, partOK)
+}
+
+func checkWorkdirAndScripts(ctx context.Context, r *checklist.Report, s Settings, t transport.Transport) {
 	wd := s.ClusterWork
-	_, err = remote(ctx, t, "mkdir -p "+shellquote.Quote(wd)+" && f=$(mktemp -p "+shellquote.Quote(wd)+" .disagg-runner-check.XXXXXX) && rm -f \"$f\"")
+	_, err := remote(ctx, t, "mkdir -p "+shellquote.Quote(wd)+" && f=$(mktemp -p "+shellquote.Quote(wd)+" .disagg-runner-check.XXXXXX) && rm -f \"$f\"")
 	r.Add(checklist.Item{Name: "CLUSTER_WORKDIR writable", OK: err == nil, Detail: wd + orText(prefixed(": ", errText(err)), ""),
 		Fix: "create CLUSTER_WORKDIR on the cluster's shared file system, writable by CLUSTER_USER"})
 
@@ -188,6 +204,9 @@ func checkCluster(ctx context.Context, r *checklist.Report, s Settings, p *Plan,
 		}
 		r.Add(checklist.Item{Name: script.name + " exists", OK: ok, Detail: detail, Fix: "set TRTLLM_NODE_DIR to the checkout as the nodes see it, or RUN_SH/INSTALL_SH"})
 	}
+}
+
+func checkFit(ctx context.Context, r *checklist.Report, s Settings, p *Plan, t transport.Transport, part string, partOK bool) {
 
 	if p == nil || !partOK {
 		return

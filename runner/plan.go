@@ -135,6 +135,16 @@ func (s Settings) localPath(nodePath string) string {
 // makePlan resolves settings into a plan, reading only local files. It
 // returns the first error that stops planning; each error names the input.
 func makePlan(s Settings) (*Plan, error) {
+	p, err := loadConfig(s)
+	if err != nil {
+		return nil, err
+	}
+	return p, p.buildLaunch()
+}
+
+// loadConfig is the first half of planning: the profile, the config and
+// the hardware layout computed from it.
+func loadConfig(s Settings) (*Plan, error) {
 	p := &Plan{Settings: s}
 	if s.Profile != "" {
 		prof, err := launch.ParseProfile(s.Profile)
@@ -174,7 +184,14 @@ func makePlan(s Settings) (*Plan, error) {
 	p.LocalDir = filepath.Join(s.Workspace, "disagg-runner", s.RunID)
 	p.ResultsDir = filepath.Join(p.LocalDir, "results")
 	p.JobWorkspace = path.Join(s.ClusterWork, s.RunID)
+	return p, nil
+}
 
+// buildLaunch is the second half: the generator's inputs from validated
+// settings, and launch.sh generated from them.
+func (p *Plan) buildLaunch() error {
+	s := p.Settings
+	var err error
 	p.Files, err = prefix.Build(prefix.Inputs{
 		Profile:       p.Profile,
 		ConfigName:    s.ConfigName,
@@ -195,7 +212,7 @@ func makePlan(s Settings) (*Plan, error) {
 		FinishedFile:  path.Join(p.JobWorkspace, FinishedName),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 
 	// Generate from the inputs in memory, exactly as `generate` would from
@@ -223,10 +240,7 @@ func makePlan(s Settings) (*Plan, error) {
 		StageName:      p.StageName,
 		PrecheckSwitch: s.PrecheckSwitch,
 	}, read)
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
+	return err
 }
 
 // jobName keeps Slurm's job name short enough for squeue's default column
