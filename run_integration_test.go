@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -219,6 +220,14 @@ func TestRunOverSSHPassAndFail(t *testing.T) {
 			if !strings.Contains(r.stderr, fmt.Sprintf("verdict: exit %d", c.want)) {
 				t.Errorf("no verdict line for exit %d", c.want)
 			}
+			if c.want == 0 {
+				if st, ec := r.summary["state"], r.summary["slurm_exit_code"]; st != "COMPLETED" || ec != "0:0" {
+					t.Errorf("Slurm says %v %v, want COMPLETED 0:0", st, ec)
+				}
+			}
+			if c.config == "tc_ctx1_gen1_3nodes" {
+				checkPlacement(t, j, r)
+			}
 			if c.want == 0 || c.want == 1 {
 				if _, err := os.Stat(filepath.Join(j.resultsDir(), "results.xml")); err != nil {
 					t.Errorf("results.xml not collected: %v", err)
@@ -233,6 +242,45 @@ func TestRunOverSSHPassAndFail(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkPlacement reads where the stand-in's roles ran (each rank records
+// its node) and compares with the draft's node slices: GEN_0 (tp8) on the
+// first two nodes, CTX_0 (tp4) on the third, the router on the first.
+func checkPlacement(t *testing.T, j *job, r jobResult) {
+	t.Helper()
+	id, _ := r.summary["job_id"].(string)
+	coord, _ := filepath.Glob(filepath.Join(j.jobWorkspace(), "*", "standin-coord", id+".*"))
+	coord2, _ := filepath.Glob(filepath.Join(j.jobWorkspace(), "standin-coord", id+".*"))
+	coord = append(coord, coord2...)
+	if len(coord) != 1 {
+		t.Fatalf("coordination folder of job %s: found %v", id, coord)
+	}
+	nodesOf := func(role string) map[string]bool {
+		files, _ := filepath.Glob(filepath.Join(coord[0], "ranks", role+".rank*"))
+		nodes := map[string]bool{}
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			nodes[strings.TrimSpace(string(b))] = true
+		}
+		return nodes
+	}
+	want := map[string]string{"GEN_0": "node1 node2", "CTX_0": "node3"}
+	for role, nodes := range want {
+		got := nodesOf(role)
+		var names []string
+		for n := range got {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		if strings.Join(names, " ") != nodes {
+			t.Errorf("%s ran on %v, want %s", role, names, nodes)
+		}
+	}
+	router, err := os.ReadFile(filepath.Join(coord[0], "DISAGG_SERVER"))
+	if err != nil || !strings.HasPrefix(string(router), "node1:") {
+		t.Errorf("router: %q %v, want it on node1", router, err)
 	}
 }
 
