@@ -1,0 +1,373 @@
+package sbatch
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/disagg-runner/disagg-runner/shellquote"
+)
+
+const (
+	// followChunk bounds one read of the main log: a poll after a long
+	// disconnection must not hold a whole multi-gigabyte log in memory.
+	followChunk = 4 << 20
+	// followManyChunk bounds each role log per poll; they are read
+	// together and travel base64-encoded.
+	followManyChunk = 1 << 20
+	// maxPartialLine bounds a role log's unfinished line: output without
+	// newlines (progress bars) is written in pieces of this size.
+	maxPartialLine = 64 << 10
+	// overlap is how many bytes before the offset each read fetches again
+	// and compares with what was already written. A log that was
+	// truncated and then grew past the old offset between two polls (a
+	// requeued job that started quickly) shows up as different bytes
+	// there, where its size alone would not tell.
+	overlap = 64
+)
+
+// follower keeps the position in one remote file and what it last saw
+// before that position.
+type follower struct {
+	path   string
+	offset int64
+	tail   []byte // the last (up to overlap) bytes before offset
+}
+
+// readPlan is what to ask for: from = offset-len(tail).
+func (f *follower) from() int64 { return f.offset - int64(len(f.tail)) }
+
+// take applies one read: size is the file's size, data the bytes from
+// f.from(). It returns the new bytes, and restarted=true when the file
+// was truncated or rewritten, in which case the caller should write the
+// marker and read again from 0.
+func (f *follower) take(size int64, data []byte) (fresh []byte, restarted bool) {
+	if size < f.offset || !bytes.HasPrefix(data, f.tail) {
+		f.offset, f.tail = 0, nil
+		return nil, true
+	}
+	fresh = data[len(f.tail):]
+	f.offset += int64(len(fresh))
+	keep := append(append([]byte(nil), f.tail...), fresh...)
+	if len(keep) > overlap {
+		keep = keep[len(keep)-overlap:]
+	}
+	f.tail = keep
+	return fresh, false
+}
+
+func truncatedMarker(p string) string {
+	return fmt.Sprintf("==== %s was truncated (job restarted?); following from the start ====\n", p)
+}
+
+// pollTimer paces a follower: FastPoll while data flows, backing off to
+// SlowPoll while it does not, and waking early when stop closes so that
+// the final read happens at once.
+type pollTimer struct {
+	fast, slow, cur time.Duration
+}
+
+func (t *pollTimer) next(gotData bool) time.Duration {
+	if gotData || t.cur == 0 {
+		t.cur = t.fast
+	} else {
+		t.cur = min(2*t.cur, t.slow)
+	}
+	return t.cur
+}
+
+func (t *pollTimer) wait(ctx context.Context, d time.Duration, stop <-chan struct{}, stopped bool) error {
+	if stopped {
+		stop = nil // already closed: do not let it cut every wait short
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+	case <-stop:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+func closed(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// retryable reports a poll that failed in a way the next poll mends: a
+// connection dropped mid-command (reads are idempotent, and nothing of the
+// failed read was written). Anything else (an unreadable file, a login
+// node out of reach after the transport's own retries) would fail again.
+func retryable(err error) bool {
+	return connectionLost(err)
+}
+
+// Follow streams the remote file at path to w as it grows, from byte 0,
+// until stop is closed and a read that started after that found nothing
+// new; it returns the offset reached. A nil stop follows until ctx ends.
+//
+// Each poll is one remote command (`stat` and `tail -c +N | head -c M`),
+// and never more than one runs at a time. The offset is kept here: a read
+// cut by a dropped connection is discarded whole and repeated, so that a
+// reconnect neither loses nor repeats a byte. A missing file is "not
+// there yet". A file that got shorter, or whose bytes before the offset
+// changed, was truncated (a requeued job starts its --output file anew):
+// a marker line says so and the file is followed again from 0.
+//
+// w receives the bytes as they are, not cut at line ends; a writer shared
+// with other output should buffer to whole lines.
+func (c *Client) Follow(ctx context.Context, path string, w io.Writer, stop <-chan struct{}) (int64, error) {
+	f := &follower{path: path}
+	timer := pollTimer{fast: c.Policy.fastPoll(), slow: c.Policy.slowPoll()}
+	atLineStart := true
+	for {
+		stopped := closed(stop)
+		size, data, present, err := c.readFrom(ctx, f)
+		if err != nil {
+			if ctx.Err() != nil {
+				return f.offset, ctx.Err()
+			}
+			if !retryable(err) {
+				return f.offset, fmt.Errorf("follow %s: %w", path, err)
+			}
+			c.logf("follow %s: %v (will read again)", path, err)
+			if err := timer.wait(ctx, timer.next(false), stop, stopped); err != nil {
+				return f.offset, err
+			}
+			continue // a failed read proves nothing about "nothing new"
+		}
+		var fresh []byte
+		if present {
+			var restarted bool
+			fresh, restarted = f.take(size, data)
+			if restarted {
+				marker := truncatedMarker(path)
+				if !atLineStart {
+					marker = "\n" + marker
+				}
+				if _, err := io.WriteString(w, marker); err != nil {
+					return f.offset, err
+				}
+				atLineStart = true
+				continue
+			}
+			if len(fresh) > 0 {
+				if _, err := w.Write(fresh); err != nil {
+					return f.offset, err
+				}
+				atLineStart = fresh[len(fresh)-1] == '\n'
+			}
+		}
+		if len(fresh) == 0 && stopped {
+			return f.offset, nil
+		}
+		if int64(len(fresh)) == followChunk {
+			continue // more is waiting
+		}
+		if err := timer.wait(ctx, timer.next(len(fresh) > 0), stop, stopped); err != nil {
+			return f.offset, err
+		}
+	}
+}
+
+// readFrom runs one poll for f: the file's size, then its bytes from
+// f.from() (at most followChunk new ones). present=false: no such file.
+func (c *Client) readFrom(ctx context.Context, f *follower) (size int64, data []byte, present bool, err error) {
+	cmd := fmt.Sprintf(`f=%s
+[ -e "$f" ] || { echo missing; exit 0; }
+s=$(stat -L -c %%s -- "$f") || exit 1
+echo "$s"
+n=$((s - %d)); [ "$n" -gt %d ] && n=%d
+[ "$n" -gt 0 ] && tail -c +%d -- "$f" | head -c "$n"
+exit 0`, shellquote.Quote(f.path), f.from(), followChunk+overlap, followChunk+overlap, f.from()+1)
+	var stdout, stderr bytes.Buffer
+	if err := c.T.Run(ctx, cmd, nil, &stdout, &stderr); err != nil {
+		return 0, nil, false, commandError("read "+f.path, output{stdout.String(), stderr.String()}, err)
+	}
+	head, rest, ok := bytes.Cut(stdout.Bytes(), []byte("\n"))
+	if !ok {
+		return 0, nil, false, fmt.Errorf("read %s: no size in the answer", f.path)
+	}
+	if string(head) == "missing" {
+		return 0, nil, false, nil
+	}
+	size, err = strconv.ParseInt(string(head), 10, 64)
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("read %s: bad size %q", f.path, head)
+	}
+	return size, rest, true, nil
+}
+
+// FollowMany follows every file in dir whose name matches pattern (a shell
+// glob such as "*_server_*.log"; files that appear later are picked up) and
+// writes their lines to w, each prefixed with the file's role: its name
+// without the extension, "[gen_server_0] " for gen_server_0.log. Lines are
+// written whole, one Write per file and poll, so that the roles'
+// output does not interleave mid-line; a last line without its newline is
+// written, newline added, when following ends. It stops like Follow, with
+// one remote command per poll for all the files together.
+func (c *Client) FollowMany(ctx context.Context, dir, pattern string, w io.Writer, stop <-chan struct{}) error {
+	files := map[string]*follower{}
+	partial := map[string][]byte{}
+	timer := pollTimer{fast: c.Policy.fastPoll(), slow: c.Policy.slowPoll()}
+	flushAll := func() error {
+		names := make([]string, 0, len(partial))
+		for name := range partial {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			if len(partial[name]) > 0 {
+				line := append(append([]byte(rolePrefix(name)), partial[name]...), '\n')
+				if _, err := w.Write(line); err != nil {
+					return err
+				}
+			}
+			delete(partial, name)
+		}
+		return nil
+	}
+	for {
+		stopped := closed(stop)
+		reads, err := c.readMany(ctx, dir, pattern, files)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !retryable(err) {
+				return fmt.Errorf("follow %s/%s: %w", dir, pattern, err)
+			}
+			c.logf("follow %s/%s: %v (will read again)", dir, pattern, err)
+			if err := timer.wait(ctx, timer.next(false), stop, stopped); err != nil {
+				return err
+			}
+			continue
+		}
+		gotAny, again := false, false
+		for _, r := range reads {
+			f := files[r.name]
+			if f == nil {
+				f = &follower{path: path.Join(dir, r.name)}
+				files[r.name] = f
+			}
+			prefix := rolePrefix(r.name)
+			fresh, restarted := f.take(r.size, r.data)
+			var out []byte
+			if restarted {
+				if len(partial[r.name]) > 0 {
+					out = append(append(append(out, prefix...), partial[r.name]...), '\n')
+				}
+				partial[r.name] = nil
+				out = append(append(out, prefix...), truncatedMarker(f.path)...)
+				again = true
+			} else if len(fresh) > 0 {
+				gotAny = true
+				buf := append(partial[r.name], fresh...)
+				last := bytes.LastIndexByte(buf, '\n')
+				for _, line := range bytes.SplitAfter(buf[:last+1], []byte("\n")) {
+					if len(line) > 0 {
+						out = append(append(out, prefix...), line...)
+					}
+				}
+				rest := buf[last+1:]
+				if len(rest) >= maxPartialLine {
+					out = append(append(append(out, prefix...), rest...), '\n')
+					rest = nil
+				}
+				partial[r.name] = append([]byte(nil), rest...)
+				if int64(len(fresh)) == followManyChunk {
+					again = true
+				}
+			}
+			if len(out) > 0 {
+				if _, err := w.Write(out); err != nil {
+					return err
+				}
+			}
+		}
+		if again {
+			continue
+		}
+		if !gotAny && stopped {
+			return flushAll()
+		}
+		if err := timer.wait(ctx, timer.next(gotAny), stop, stopped); err != nil {
+			return err
+		}
+	}
+}
+
+// rolePrefix names a log by its file name without the extension.
+func rolePrefix(name string) string {
+	return "[" + strings.TrimSuffix(name, path.Ext(name)) + "] "
+}
+
+type manyRead struct {
+	name string
+	size int64
+	data []byte
+}
+
+// readMany reads every matching file in one remote command. Names and
+// bytes travel base64-encoded, one file per line, so that neither odd file
+// names nor a file shrinking between stat and tail can break the framing.
+// The pattern is matched with [[ == ]], which globs but never expands or
+// runs anything the pattern holds.
+func (c *Client) readMany(ctx context.Context, dir, pattern string, files map[string]*follower) ([]manyRead, error) {
+	var from strings.Builder
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(&from, " [%s]=%d", shellquote.Quote(name), files[name].from())
+	}
+	cmd := fmt.Sprintf(`cd -- %s 2>/dev/null || exit 0
+pat=%s
+declare -A from=(%s )
+for f in *; do
+  [[ -f $f && $f == $pat ]] || continue
+  s=$(stat -L -c %%s -- "$f") || continue
+  o=${from[$f]:-0}
+  n=$((s - o)); [ "$n" -gt %d ] && n=%d
+  printf '%%s %%s ' "$s" "$(printf %%s "$f" | base64 -w0)"
+  if [ "$n" -gt 0 ]; then tail -c +$((o + 1)) -- "$f" | head -c "$n" | base64 -w0; fi
+  echo
+done`, shellquote.Quote(dir), shellquote.Quote(pattern), from.String(), followManyChunk+overlap, followManyChunk+overlap)
+	var stdout, stderr bytes.Buffer
+	if err := c.T.Run(ctx, cmd, nil, &stdout, &stderr); err != nil {
+		return nil, commandError("read "+dir+"/"+pattern, output{stdout.String(), stderr.String()}, err)
+	}
+	var reads []manyRead
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		fields := strings.SplitN(line, " ", 3)
+		if len(fields) != 3 {
+			return nil, fmt.Errorf("read %s/%s: malformed answer line %q", dir, pattern, firstChars(line, 100))
+		}
+		size, err1 := strconv.ParseInt(fields[0], 10, 64)
+		name, err2 := base64.StdEncoding.DecodeString(fields[1])
+		data, err3 := base64.StdEncoding.DecodeString(fields[2])
+		if err1 != nil || err2 != nil || err3 != nil {
+			return nil, fmt.Errorf("read %s/%s: malformed answer line %q", dir, pattern, firstChars(line, 100))
+		}
+		reads = append(reads, manyRead{name: string(name), size: size, data: data})
+	}
+	return reads, nil
+}

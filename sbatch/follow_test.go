@@ -1,0 +1,351 @@
+package sbatch
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/disagg-runner/disagg-runner/exitcode"
+	"github.com/disagg-runner/disagg-runner/transport"
+)
+
+// hookT runs commands on this machine and lets a test act before a given
+// command, or break it.
+type hookT struct {
+	transport.Local
+	mu     sync.Mutex
+	n      int
+	before func(n int)                                                  // runs before command n (1-based)
+	cut    func(n int, cmd string, stdout io.Writer, full []byte) error // may replace command n's outcome
+}
+
+func (h *hookT) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	h.mu.Lock()
+	h.n++
+	n := h.n
+	h.mu.Unlock()
+	if h.before != nil {
+		h.before(n)
+	}
+	if h.cut == nil {
+		return h.Local.Run(ctx, cmd, stdin, stdout, stderr)
+	}
+	var buf bytes.Buffer
+	err := h.Local.Run(ctx, cmd, stdin, &buf, stderr)
+	if cerr := h.cut(n, cmd, stdout, buf.Bytes()); cerr != nil {
+		return cerr
+	}
+	stdout.Write(buf.Bytes())
+	return err
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func appendFile(t *testing.T, path, s string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	f.WriteString(s)
+	f.Close()
+}
+
+// followUntil runs Follow in the background; call the returned function to
+// stop it and get the result.
+func followUntil(t *testing.T, c *Client, path string, w io.Writer) func() (int64, error) {
+	stop := make(chan struct{})
+	type result struct {
+		off int64
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		off, err := c.Follow(testContext(t, 30*time.Second), path, w, stop)
+		done <- result{off, err}
+	}()
+	return func() (int64, error) {
+		close(stop)
+		r := <-done
+		return r.off, r.err
+	}
+}
+
+func TestFollowGrowingFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "job-output.log")
+	c := &Client{T: transport.Local{}, Policy: fastPolicy}
+	var out syncBuffer
+	finish := followUntil(t, c, path, &out)
+	time.Sleep(30 * time.Millisecond) // not there yet: nothing happens
+	var want strings.Builder
+	for i := range 50 {
+		// Writes cut mid-line, as a real log's are.
+		s := fmt.Sprintf("line %02d: %s\n", i, strings.Repeat("x", i))
+		appendFile(t, path, s[:len(s)/2])
+		time.Sleep(time.Millisecond)
+		appendFile(t, path, s[len(s)/2:])
+		want.WriteString(s)
+	}
+	off, err := finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != want.String() || off != int64(want.Len()) {
+		t.Errorf("streamed %d bytes (offset %d), want %d; equal=%v", len(out.String()), off, want.Len(), out.String() == want.String())
+	}
+}
+
+func TestFollowReadsOnceMoreAfterStop(t *testing.T) {
+	// stop closed before anything was read: the final read still brings
+	// the whole file.
+	path := filepath.Join(t.TempDir(), "log")
+	os.WriteFile(path, []byte("all of it\n"), 0o644)
+	stop := make(chan struct{})
+	close(stop)
+	var out bytes.Buffer
+	off, err := (&Client{T: transport.Local{}, Policy: fastPolicy}).Follow(context.Background(), path, &out, stop)
+	if err != nil || out.String() != "all of it\n" || off != 10 {
+		t.Fatalf("%q %d %v", out.String(), off, err)
+	}
+	// Missing file and stop closed: returns at once with nothing.
+	out.Reset()
+	off, err = (&Client{T: transport.Local{}, Policy: fastPolicy}).Follow(context.Background(), path+".none", &out, stop)
+	if err != nil || out.Len() != 0 || off != 0 {
+		t.Fatalf("%q %d %v", out.String(), off, err)
+	}
+}
+
+func TestFollowLargeFileInChunks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big")
+	data := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz\n"), (2*followChunk+followChunk/3)/37)
+	os.WriteFile(path, data, 0o644)
+	stop := make(chan struct{})
+	close(stop)
+	f := &fakeCounter{Transport: transport.Local{}}
+	var out bytes.Buffer
+	off, err := (&Client{T: f, Policy: fastPolicy}).Follow(context.Background(), path, &out, stop)
+	if err != nil || !bytes.Equal(out.Bytes(), data) || off != int64(len(data)) {
+		t.Fatalf("got %d bytes, want %d: %v", out.Len(), len(data), err)
+	}
+	if f.n != 4 { // three chunks and the read that found nothing new
+		t.Errorf("%d reads", f.n)
+	}
+}
+
+type fakeCounter struct {
+	transport.Transport
+	n int
+}
+
+func (f *fakeCounter) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	f.n++
+	return f.Transport.Run(ctx, cmd, stdin, stdout, stderr)
+}
+
+func TestFollowTruncated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "job-output.log")
+	os.WriteFile(path, []byte("first run line 1\nfirst run, half a li"), 0o644)
+	h := &hookT{before: func(n int) {
+		if n == 2 {
+			// Truncated as Slurm does when a requeued job starts again.
+			os.WriteFile(path, []byte("second\n"), 0o644)
+		}
+	}}
+	c := &Client{T: h, Policy: fastPolicy}
+	var out syncBuffer
+	finish := followUntil(t, c, path, &out)
+	time.Sleep(100 * time.Millisecond)
+	appendFile(t, path, "second run goes on\n")
+	time.Sleep(50 * time.Millisecond)
+	off, err := finish()
+	want := "first run line 1\nfirst run, half a li\n" + truncatedMarker(path) + "second\nsecond run goes on\n"
+	if err != nil || out.String() != want || off != 26 {
+		t.Fatalf("got %q (offset %d, %v)\nwant %q", out.String(), off, err, want)
+	}
+}
+
+func TestFollowRewrittenPastOffset(t *testing.T) {
+	// Between two polls the file was truncated and grew past the old
+	// offset: its size alone says nothing, the bytes before the offset do.
+	path := filepath.Join(t.TempDir(), "log")
+	os.WriteFile(path, []byte(strings.Repeat("A", 100)), 0o644)
+	h := &hookT{before: func(n int) {
+		if n == 2 {
+			os.WriteFile(path, []byte(strings.Repeat("B", 300)), 0o644)
+		}
+	}}
+	var out syncBuffer
+	finish := followUntil(t, &Client{T: h, Policy: fastPolicy}, path, &out)
+	time.Sleep(100 * time.Millisecond)
+	_, err := finish()
+	want := strings.Repeat("A", 100) + "\n" + truncatedMarker(path) + strings.Repeat("B", 300)
+	if err != nil || out.String() != want {
+		t.Fatalf("got %q, %v", out.String(), err)
+	}
+}
+
+func TestFollowConnectionLostMidRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	var want strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&want, "line %d\n", i)
+	}
+	os.WriteFile(path, []byte(want.String()[:500]), 0o644)
+	lost := exitcode.With(exitcode.Unreachable, fmt.Errorf("ssh: %w", transport.ErrConnectionLost))
+	h := &hookT{
+		before: func(n int) {
+			if n == 3 {
+				os.WriteFile(path, []byte(want.String()), 0o644)
+			}
+		},
+		// The third and fourth reads are cut halfway through their
+		// output, as a dropped connection cuts a session: what did arrive
+		// must be neither kept nor written twice.
+		cut: func(n int, cmd string, stdout io.Writer, full []byte) error {
+			if n == 3 || n == 4 {
+				stdout.Write(full[:len(full)/2])
+				return lost
+			}
+			return nil
+		},
+	}
+	var logs syncBuffer
+	c := &Client{T: h, Policy: fastPolicy, Logf: func(f string, a ...any) { fmt.Fprintf(&logs, f+"\n", a...) }}
+	var out syncBuffer
+	finish := followUntil(t, c, path, &out)
+	time.Sleep(150 * time.Millisecond)
+	off, err := finish()
+	if err != nil || out.String() != want.String() || off != int64(want.Len()) {
+		t.Fatalf("got %d bytes, want %d (%v); equal=%v", len(out.String()), want.Len(), err, out.String() == want.String())
+	}
+	if !strings.Contains(logs.String(), "connection lost") {
+		t.Errorf("log %q", logs.String())
+	}
+}
+
+func TestFollowUnreachableIsAnError(t *testing.T) {
+	// Unlike a dropped connection, a login node still out of reach after
+	// the transport's own retries ends the follow.
+	dir := t.TempDir()
+	stop := make(chan struct{})
+	gone := exitcode.With(exitcode.Unreachable, fmt.Errorf("ssh: still unreachable"))
+	h := &hookT{cut: func(n int, cmd string, stdout io.Writer, full []byte) error { return gone }}
+	_, err := (&Client{T: h, Policy: fastPolicy}).Follow(testContext(t, 5*time.Second), dir, io.Discard, stop)
+	if exitcode.Of(err) != exitcode.Unreachable {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestFollowManyPrefixesWholeLines(t *testing.T) {
+	dir := t.TempDir()
+	gen := filepath.Join(dir, "gen_server_0.log")
+	ctx0 := filepath.Join(dir, "ctx_server_0.log")
+	appendFile(t, gen, "gen starting\ngen half")
+	appendFile(t, filepath.Join(dir, "other.txt"), "not a role log\n")
+	c := &Client{T: transport.Local{}, Policy: fastPolicy}
+	stop := make(chan struct{})
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- c.FollowMany(testContext(t, 30*time.Second), dir, "*_server_*.log", &out, stop) }()
+	time.Sleep(60 * time.Millisecond)
+	appendFile(t, ctx0, "ctx up\n") // appears later
+	appendFile(t, gen, " a line\ngen done\n")
+	time.Sleep(60 * time.Millisecond)
+	appendFile(t, ctx0, "ctx without newline")
+	time.Sleep(60 * time.Millisecond)
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var got, wantGen, wantCtx []string
+	for _, l := range strings.SplitAfter(out.String(), "\n") {
+		if l == "" {
+			continue
+		}
+		if !strings.HasSuffix(l, "\n") {
+			t.Errorf("line without its end: %q", l)
+		}
+		got = append(got, l)
+		switch {
+		case strings.HasPrefix(l, "[gen_server_0] "):
+			wantGen = append(wantGen, strings.TrimPrefix(l, "[gen_server_0] "))
+		case strings.HasPrefix(l, "[ctx_server_0] "):
+			wantCtx = append(wantCtx, strings.TrimPrefix(l, "[ctx_server_0] "))
+		default:
+			t.Errorf("line without a role: %q", l)
+		}
+	}
+	if g := strings.Join(wantGen, ""); g != "gen starting\ngen half a line\ngen done\n" {
+		t.Errorf("gen lines %q", g)
+	}
+	if g := strings.Join(wantCtx, ""); g != "ctx up\nctx without newline\n" {
+		t.Errorf("ctx lines %q", g)
+	}
+}
+
+func TestFollowManyTruncatedAndOddNames(t *testing.T) {
+	dir := t.TempDir()
+	odd := filepath.Join(dir, "gen server 'x'.log")
+	appendFile(t, odd, "before\n")
+	h := &hookT{before: func(n int) {
+		if n == 2 {
+			os.WriteFile(odd, []byte("after\n"), 0o644)
+		}
+	}}
+	stop := make(chan struct{})
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- (&Client{T: h, Policy: fastPolicy}).FollowMany(testContext(t, 30*time.Second), dir, "*.log", &out, stop)
+	}()
+	time.Sleep(80 * time.Millisecond)
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := "[gen server 'x'] before\n[gen server 'x'] " + truncatedMarker(odd) + "[gen server 'x'] after\n"
+	if out.String() != want {
+		t.Errorf("got %q\nwant %q", out.String(), want)
+	}
+}
+
+func TestFollowManyPatternIsNotCode(t *testing.T) {
+	dir := t.TempDir()
+	canary := filepath.Join(dir, "canary")
+	stop := make(chan struct{})
+	close(stop)
+	for _, pat := range []string{"$(touch " + canary + ")", "`touch " + canary + "`", "*; touch " + canary} {
+		err := (&Client{T: transport.Local{}, Policy: fastPolicy}).FollowMany(context.Background(), dir, pat, io.Discard, stop)
+		if err != nil {
+			t.Errorf("%q: %v", pat, err)
+		}
+	}
+	if _, err := os.Stat(canary); err == nil {
+		t.Error("a pattern ran a command")
+	}
+}

@@ -1,0 +1,122 @@
+package sbatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/disagg-runner/disagg-runner/shellquote"
+)
+
+// ErrAccountingDisabled is in the chain of errors from sacct on a cluster
+// without accounting storage ("Slurm accounting storage is disabled").
+// Then a job is only visible while slurmctld remembers it (MinJobAge after
+// its end, 300 s by default).
+var ErrAccountingDisabled = errors.New("Slurm accounting storage is disabled on this cluster")
+
+// errPurged is the controller's "Invalid job id specified": the job is
+// unknown to slurmctld, either long finished (purged after MinJobAge) or
+// never submitted.
+var errPurged = errors.New("slurmctld does not know the job (Invalid job id specified)")
+
+// Query asks Slurm once for the job's state. It asks the controller
+// (`scontrol show job -o`, 2 RPCs), which knows a job from submission until
+// MinJobAge after its end; when the controller answers "Invalid job id
+// specified" it asks accounting (`sacct`, no controller RPC). A job neither
+// knows comes back with Known=false and no error: right after sbatch,
+// accounting does not know the job yet, and "unknown" must never be read
+// as "finished". On a cluster without accounting, a job the controller has
+// forgotten is an error wrapping ErrAccountingDisabled, which says so.
+func (c *Client) Query(ctx context.Context, id JobID) (JobState, error) {
+	s, err := c.scontrol(ctx, id)
+	if !errors.Is(err, errPurged) {
+		return s, err
+	}
+	s, err = c.sacct(ctx, id)
+	if errors.Is(err, ErrAccountingDisabled) {
+		return JobState{ID: id, Source: "sacct"}, fmt.Errorf(
+			"job %s: slurmctld no longer knows it (finished jobs are forgotten after MinJobAge) and %w, so its final state cannot be read", id, err)
+	}
+	return s, err
+}
+
+// scontrol asks the controller about one job.
+func (c *Client) scontrol(ctx context.Context, id JobID) (JobState, error) {
+	out, err := c.run(ctx, slurmEnv+"scontrol show job -o "+shellquote.Quote(string(id)))
+	if err != nil {
+		if _, ok := exitCode(err); ok && strings.Contains(out.stderr, "Invalid job id specified") {
+			return JobState{ID: id, Source: "scontrol"}, errPurged
+		}
+		return JobState{ID: id, Source: "scontrol"}, commandError("scontrol show job "+string(id), out, err)
+	}
+	return parseScontrol(id, out.stdout)
+}
+
+// sacct asks accounting about one job; it costs slurmctld nothing.
+func (c *Client) sacct(ctx context.Context, id JobID) (JobState, error) {
+	cmd := slurmEnv + "sacct -X -P -n -j " + shellquote.Quote(string(id)) + " --format=" + sacctFields
+	out, err := c.run(ctx, cmd)
+	if err != nil {
+		if _, ok := exitCode(err); ok && strings.Contains(out.stderr+out.stdout, "accounting storage is disabled") {
+			return JobState{ID: id, Source: "sacct"}, ErrAccountingDisabled
+		}
+		return JobState{ID: id, Source: "sacct"}, commandError("sacct -j "+string(id), out, err)
+	}
+	return parseSacct(id, out.stdout)
+}
+
+// cancelConfirmTimeout bounds how long Cancel waits to see the job end.
+// scancel's SIGTERM kills an ordinary job at once; one that ignores it is
+// killed after KillWait (30 s by default), which a Jenkins abort should not
+// have to wait for in full.
+const cancelConfirmTimeout = 30 * time.Second
+
+// Cancel asks Slurm to cancel the job and confirms that it ended: scancel
+// exits 0 and says nothing for an unknown or finished job, so only the
+// job's state tells. It returns the last state seen; an error when the job
+// was still not terminal after cancelConfirmTimeout (or ctx ended).
+func (c *Client) Cancel(ctx context.Context, id JobID) (JobState, error) {
+	out, err := c.run(ctx, "scancel "+shellquote.Quote(string(id)))
+	if err != nil {
+		if ctx.Err() != nil {
+			return JobState{ID: id}, ctx.Err()
+		}
+		// Not fatal: the state below is what counts.
+		c.logf("scancel %s: %v", id, commandError("scancel", out, err))
+	}
+	deadline := time.Now().Add(cancelConfirmTimeout)
+	wait := c.Policy.fastPoll() / 2
+	var last JobState
+	var lastErr error
+	for {
+		s, err := c.Query(ctx, id)
+		if err == nil {
+			last, lastErr = s, nil
+			if s.Terminal() {
+				return s, nil
+			}
+			if !s.Known {
+				// Neither the controller nor accounting has it: there is
+				// nothing to cancel or to wait for.
+				return s, fmt.Errorf("cancel job %s: Slurm does not know this job", id)
+			}
+		} else {
+			lastErr = err
+		}
+		if ctx.Err() != nil {
+			return last, ctx.Err()
+		}
+		if time.Now().Add(wait).After(deadline) {
+			if lastErr != nil {
+				return last, fmt.Errorf("cancel job %s: not confirmed within %s: %w", id, cancelConfirmTimeout, lastErr)
+			}
+			return last, fmt.Errorf("cancel job %s: still %s after %s", id, last.State, cancelConfirmTimeout)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return last, err
+		}
+		wait = min(2*wait, 4*c.Policy.fastPoll())
+	}
+}

@@ -1,0 +1,507 @@
+package sbatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/disagg-runner/disagg-runner/exitcode"
+	"github.com/disagg-runner/disagg-runner/shellquote"
+)
+
+// sacctTrustedStretch is how much longer the controller's safety-net
+// interval gets while sacct agrees with the controller: sacct then sees
+// every end the sentinel cannot (SIGKILL, node failure, cancel while
+// pending) within SlowPoll, so the controller is only asked in case
+// accounting silently stops being updated.
+const sacctTrustedStretch = 4
+
+// sacctBoostFor is how many FastPolls sacct is asked that often after the
+// output file showed the start: accounting records a start up to about 5 s
+// after the controller.
+const sacctBoostFor = 10
+
+// unknownGiveUp is how many controller polls in a row may find the job
+// unknown to both the controller and accounting before Watch gives up on
+// it: long enough for accounting to catch up with a fresh submission,
+// short enough that a wrong id does not hang the runner.
+const unknownGiveUp = 3
+
+// Watch follows the job until it ends and returns its confirmed final
+// state, calling onChange (when not nil) for every change worth telling:
+// state, reason, nodes, restarts, expected start.
+//
+// How it notices the end within seconds while asking slurmctld rarely:
+//
+//   - Every FastPoll it reads finishedFile, which the job's EXIT trap
+//     writes as "<rc> <epoch>". Reading a file costs the controller
+//     nothing. A new, complete line whose epoch is not older than the
+//     current run's start is the end of this run; the controller is then
+//     asked to confirm (again after short delays while it still says
+//     RUNNING or COMPLETING). A line from before a requeue is ignored.
+//   - Every SlowPoll it asks sacct (no controller RPC), when the cluster
+//     has accounting (found out on the first call). sacct moves the state
+//     forward only (PENDING → RUNNING → ended): it lags the controller by
+//     a second or more and must not undo what the controller said. A
+//     REQUEUED, or sacct going back by itself, makes Watch ask the
+//     controller at once; an end seen by sacct is confirmed with the
+//     controller.
+//   - Every ControllerEvery it asks the controller (scontrol, 2 RPCs) as
+//     the safety net for ends that leave no sentinel and for a pending
+//     job's reason and expected start. While the job runs and sacct
+//     agrees with the controller, that interval is stretched
+//     sacctTrustedStretch times.
+//   - While the job is pending, the sentinel read also stats the job's
+//     output file (StdOut, from the controller): when it appears or
+//     changes the job has started, and sacct is asked every FastPoll
+//     until it records the start (with accounting) or the controller once
+//     (without).
+//
+// With accounting that is 2 controller queries per run (first look, end)
+// plus 1 every 4×ControllerEvery while sacct agrees: 4 RPCs over a
+// one-minute job (measured on the test cluster), about 1 per minute over
+// a long one. Without accounting: first look, start, end, and 1 every
+// ControllerEvery: 8 RPCs over a one-minute job, 4 per minute over a long
+// one.
+//
+// Errors from Slurm's commands (a controller restarting, say) are logged
+// and polled through; when the controller cannot be reached at all, an end
+// that accounting recorded is taken as final. A transport that cannot
+// reach the node any more, a job forgotten by a controller on a cluster
+// without accounting, or a job id nobody knows end the watch with an
+// error.
+func (c *Client) Watch(ctx context.Context, id JobID, finishedFile string, onChange func(JobState)) (JobState, error) {
+	w := &watcher{c: c, id: id, file: finishedFile, onChange: onChange}
+	return w.run(ctx)
+}
+
+type accounting int
+
+const (
+	accountingUnknown accounting = iota
+	accountingOn
+	accountingOff
+)
+
+type watcher struct {
+	c        *Client
+	id       JobID
+	file     string
+	onChange func(JobState)
+
+	cur      JobState // merged view: the controller's, moved forward by sacct
+	reported JobState // what onChange last saw
+	anything bool     // onChange was called at least once
+
+	acct         accounting
+	sacctRank    int    // rank of sacct's last answer; -1 before it had one
+	sacctState   string // sacct's last answer
+	sacctTrusted bool   // sacct's last answer matched the controller's state
+	sacctErrs    int    // failed sacct calls in a row, to keep the log short
+	confirmHold  time.Time
+
+	nextSacct  time.Time
+	sacctBoost time.Time // until then sacct is asked every FastPoll
+
+	lastController time.Time
+	answers        int      // the controller's answers so far
+	lastSacct      JobState // accounting's last answer
+	unknownPolls   int
+
+	consumed string // sentinel content already acted on
+
+	// The output file of a pending job, looked at to notice its start.
+	outputPath string
+	outputSeen bool   // outputStat holds the baseline
+	outputStat string // "size mtime", or "" while missing
+	outputHold time.Time
+}
+
+func (w *watcher) run(ctx context.Context) (JobState, error) {
+	fast, slow := w.c.Policy.fastPoll(), w.c.Policy.slowPoll()
+	w.sacctRank = -1
+	w.cur = JobState{ID: w.id}
+
+	if done, err := w.pollController(ctx); done || err != nil {
+		return w.cur, err
+	}
+	now := time.Now()
+	nextSentinel := now
+	// sacct at once: it costs the controller nothing, and whether the
+	// cluster has accounting decides how the start is looked for.
+	w.nextSacct = now
+	for {
+		nextController := w.lastController.Add(w.controllerInterval())
+		next := nextSentinel
+		if w.acct != accountingOff && w.nextSacct.Before(next) {
+			next = w.nextSacct
+		}
+		if nextController.Before(next) {
+			next = nextController
+		}
+		if err := sleep(ctx, time.Until(next)); err != nil {
+			return w.cur, err
+		}
+		now = time.Now()
+
+		if !now.Before(nextSentinel) {
+			nextSentinel = now.Add(fast)
+			done, err := w.pollSentinel(ctx)
+			if done || err != nil {
+				return w.cur, err
+			}
+		}
+		if w.acct != accountingOff && !now.Before(w.nextSacct) {
+			w.nextSacct = now.Add(slow)
+			if now.Before(w.sacctBoost) {
+				w.nextSacct = now.Add(fast)
+			}
+			done, err := w.pollSacct(ctx)
+			if done || err != nil {
+				return w.cur, err
+			}
+		}
+		if !time.Now().Before(w.lastController.Add(w.controllerInterval())) {
+			done, err := w.pollController(ctx)
+			if done || err != nil {
+				return w.cur, err
+			}
+		}
+	}
+}
+
+// controllerInterval is the safety net's period for the current
+// situation.
+func (w *watcher) controllerInterval() time.Duration {
+	every := w.c.Policy.controllerEvery()
+	if w.acct == accountingOn && w.sacctTrusted && w.cur.Known && w.cur.State != "PENDING" {
+		return sacctTrustedStretch * every
+	}
+	return every
+}
+
+// pollController asks the controller (or accounting, once the controller
+// forgot the job) and takes its answer as the truth.
+func (w *watcher) pollController(ctx context.Context) (done bool, err error) {
+	w.lastController = time.Now()
+	s, err := w.c.Query(ctx, w.id)
+	if err != nil {
+		if errors.Is(err, ErrAccountingDisabled) {
+			// The controller forgot the job and nothing else remembers it.
+			return false, err
+		}
+		if fatal := w.tolerate(ctx, err); fatal != nil {
+			return false, fatal
+		}
+		w.c.logf("watch job %s: %v (will ask again)", w.id, err)
+		return false, nil
+	}
+	if !s.Known {
+		// A job both forget is a wrong id, or one purged by the controller
+		// that accounting never recorded; either way nothing will tell its
+		// end.
+		if w.unknownPolls++; w.unknownPolls >= unknownGiveUp {
+			return false, fmt.Errorf("job %s: neither slurmctld nor accounting knows it", w.id)
+		}
+		return false, nil
+	}
+	w.unknownPolls = 0
+	w.answers++
+	w.observe(s, true)
+	return w.cur.Terminal(), nil
+}
+
+// tolerate decides whether a failed poll ends the watch: only when ctx
+// ended or the login node is out of reach after the transport's own
+// retries. A command that ran and failed (a controller restarting, slurmdbd
+// down), an odd answer, or a session cut by a dropped connection (the
+// transport reconnects on the next call) are polled through.
+func (w *watcher) tolerate(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if exitcode.Of(err) == exitcode.Unreachable && !connectionLost(err) {
+		return err
+	}
+	return nil
+}
+
+// pollSacct asks accounting and lets it move the state forward.
+func (w *watcher) pollSacct(ctx context.Context) (done bool, err error) {
+	s, err := w.c.sacct(ctx, w.id)
+	if errors.Is(err, ErrAccountingDisabled) {
+		w.acct = accountingOff
+		w.sacctTrusted = false
+		w.c.logf("watch job %s: %v; relying on the sentinel file and on slurmctld every %s", w.id, err, w.c.Policy.controllerEvery())
+		return false, nil
+	}
+	if err != nil {
+		w.sacctTrusted = false
+		if fatal := w.tolerate(ctx, err); fatal != nil {
+			return false, fatal
+		}
+		// slurmdbd being down would otherwise fill the log every SlowPoll.
+		if w.sacctErrs++; w.sacctErrs == 1 || w.sacctErrs%20 == 0 {
+			w.c.logf("watch job %s: %v (failed %d time(s) in a row; will ask again)", w.id, err, w.sacctErrs)
+		}
+		return false, nil
+	}
+	w.sacctErrs = 0
+	w.acct = accountingOn
+	if !s.Known {
+		return false, nil
+	}
+	w.lastSacct = s
+	prevRank, prevState := w.sacctRank, w.sacctState
+	w.sacctRank, w.sacctState = rank(s.State), s.State
+	if s.State != prevState && (s.State == "REQUEUED" || w.sacctRank < prevRank) {
+		// sacct does not go back by itself except for a requeue: let the
+		// controller, which knows the new run, say what happened.
+		w.c.logf("watch job %s: sacct says %s; asking slurmctld", w.id, s.State)
+		return w.pollController(ctx)
+	}
+	if s.Terminal() {
+		// Not reported before the controller confirms it: its answer
+		// has the signal (TIMEOUT and scancel are 0:15 there, 0:0 here).
+		if time.Now().Before(w.confirmHold) {
+			return false, nil
+		}
+		if w.confirm(ctx, 0) {
+			return true, nil
+		}
+		// The controller disagrees; do not spend its RPCs on the same
+		// answer every SlowPoll.
+		w.confirmHold = time.Now().Add(w.c.Policy.controllerEvery())
+		return false, ctx.Err()
+	}
+	w.observe(s, false)
+	return false, nil
+}
+
+// pollSentinel reads the EXIT trap's file and, when it holds news,
+// confirms the end with the controller. While the job is pending it also
+// looks at the job's output file, in the same command: slurmstepd creates
+// (or, after a requeue, truncates) it when the job starts, so a change
+// there is the start, told within seconds without waiting for
+// accounting's SlowPoll or the controller's next poll.
+func (w *watcher) pollSentinel(ctx context.Context) (done bool, err error) {
+	f := shellquote.Quote(w.file)
+	cmd := "if [ -f " + f + " ]; then head -c 200 -- " + f + "; fi"
+	stdout := w.watchedOutput()
+	if stdout != "" {
+		cmd = "printf 'O:%s\\n' \"$(stat -c '%s %Y' -- " + shellquote.Quote(stdout) + " 2>/dev/null)\"; " + cmd
+	}
+	out, err := w.c.run(ctx, cmd)
+	if err != nil {
+		err = commandError("read "+w.file, out, err)
+		if fatal := w.tolerate(ctx, err); fatal != nil {
+			return false, fatal
+		}
+		w.c.logf("watch job %s: %v (will read again)", w.id, err)
+		return false, nil
+	}
+	content := out.stdout
+	if stdout != "" {
+		line, rest, _ := strings.Cut(content, "\n")
+		content = rest
+		if done, err := w.outputChanged(ctx, stdout, strings.TrimPrefix(line, "O:")); done || err != nil {
+			return done, err
+		}
+	}
+	if content == "" || content == w.consumed {
+		return false, nil
+	}
+	rc, epoch, ok := parseSentinel(content)
+	if !ok {
+		// Not written whole yet (the trap's echo is one write, but a
+		// shared file system may show the file before its data).
+		return false, nil
+	}
+	w.consumed = content
+	if w.cur.Known && !w.cur.Start.IsZero() && epoch < w.cur.Start.Unix() {
+		w.c.logf("watch job %s: ignoring %s from a run that ended before the current one started", w.id, w.file)
+		return false, nil
+	}
+	w.c.logf("watch job %s: the batch script exited with %d at %s", w.id, rc, time.Unix(epoch, 0).Format(time.TimeOnly))
+	return w.confirm(ctx, epoch), ctx.Err()
+}
+
+// watchedOutput is the output file to look at for the start: only while
+// the job is pending, and not too soon after the last time a change there
+// turned out not to be the start.
+func (w *watcher) watchedOutput() string {
+	s := w.cur
+	if !s.Known || rank(s.State) != 0 || s.StdOut == "" || s.StdOut == "/dev/null" || time.Now().Before(w.outputHold) {
+		w.outputSeen = false
+		return ""
+	}
+	if s.StdOut != w.outputPath {
+		w.outputPath, w.outputSeen = s.StdOut, false
+	}
+	return s.StdOut
+}
+
+// outputChanged compares the output file's "size mtime" with the first
+// one seen while pending. A change is most likely the start: with
+// accounting, sacct (free) is then asked every FastPoll for a while, until
+// it records the start; without, the controller is asked once.
+func (w *watcher) outputChanged(ctx context.Context, path, stat string) (bool, error) {
+	if !w.outputSeen {
+		w.outputSeen, w.outputStat = true, stat
+		return false, nil
+	}
+	if stat == w.outputStat {
+		return false, nil
+	}
+	w.outputStat = stat
+	fast := w.c.Policy.fastPoll()
+	if w.acct == accountingOn {
+		w.c.logf("watch job %s: %s changed; asking accounting whether the job started", w.id, path)
+		w.sacctBoost = time.Now().Add(sacctBoostFor * fast)
+		w.nextSacct = time.Now()
+		w.outputHold = w.sacctBoost
+		return false, nil
+	}
+	w.c.logf("watch job %s: %s changed; asking slurmctld whether the job started", w.id, path)
+	done, err := w.pollController(ctx)
+	if !done && err == nil && rank(w.cur.State) == 0 {
+		w.outputHold = time.Now().Add(w.c.Policy.controllerEvery())
+	}
+	return done, err
+}
+
+// parseSentinel reads "<rc> <epoch>\n". Without the newline the line may
+// be incomplete.
+func parseSentinel(s string) (rc int, epoch int64, ok bool) {
+	if !strings.HasSuffix(s, "\n") {
+		return 0, 0, false
+	}
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		return 0, 0, false
+	}
+	rc, err1 := strconv.Atoi(f[0])
+	epoch, err2 := strconv.ParseInt(f[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return rc, epoch, true
+}
+
+// confirm asks the controller whether the job ended, a few times over a
+// few seconds: right after the batch script exits the controller may
+// still say RUNNING or COMPLETING. sentinelEpoch, when not 0, is the end
+// the sentinel announced: a controller that shows the job pending again,
+// or running since after that moment, proves the sentinel stale. When the
+// controller cannot be reached at all, an end that accounting recorded is
+// taken as final: slurmctld wrote that record when the job ended.
+func (w *watcher) confirm(ctx context.Context, sentinelEpoch int64) bool {
+	fast := w.c.Policy.fastPoll()
+	if sentinelEpoch != 0 {
+		// The trap runs just before the script exits, and the controller
+		// learns of the end a moment later: asking within the second the
+		// sentinel names mostly finds the job still RUNNING, a query spent.
+		if wait := time.Until(time.Unix(sentinelEpoch+1, 0)); wait > 0 {
+			if sleep(ctx, min(wait, fast)) != nil {
+				return false
+			}
+		}
+	}
+	answered := false
+	for _, d := range []time.Duration{0, fast / 2, fast, 2 * fast, 4 * fast} {
+		if sleep(ctx, d) != nil {
+			return false
+		}
+		before := w.answers
+		done, err := w.pollController(ctx)
+		if done {
+			return true
+		}
+		if err != nil || w.answers == before || !w.cur.Known {
+			continue
+		}
+		answered = true
+		if sentinelEpoch != 0 && (w.cur.State == "PENDING" || (!w.cur.Start.IsZero() && sentinelEpoch < w.cur.Start.Unix())) {
+			w.c.logf("watch job %s: %s is from an earlier run (job is %s); ignoring it", w.id, w.file, w.cur.State)
+			return false
+		}
+	}
+	if !answered && w.lastSacct.Terminal() {
+		w.c.logf("watch job %s: slurmctld did not answer; taking accounting's final state", w.id)
+		w.cur = w.lastSacct
+		w.cur.Restarts = max(w.cur.Restarts, w.reported.Restarts)
+		w.report()
+		return true
+	}
+	if answered {
+		w.c.logf("watch job %s: the end was announced but slurmctld still says %s; polling on", w.id, w.cur.State)
+	} else {
+		w.c.logf("watch job %s: the end was announced but slurmctld did not answer; polling on", w.id)
+	}
+	return false
+}
+
+// rank orders states by how far a run has got, so that sacct's lagging
+// answers cannot move the state backwards.
+func rank(state string) int {
+	switch {
+	case terminalStates[state]:
+		return 3
+	case state == "COMPLETING":
+		return 2
+	case state == "PENDING" || strings.HasPrefix(state, "REQUEUE") || state == "SPECIAL_EXIT" || state == "RESV_DEL_HOLD":
+		return 0
+	default:
+		return 1
+	}
+}
+
+// observe merges one answer into the current view and reports changes.
+func (w *watcher) observe(s JobState, authoritative bool) {
+	if authoritative {
+		if w.cur.Known && (s.Restarts > w.cur.Restarts || (rank(s.State) == 0 && rank(w.cur.State) > 0)) {
+			w.c.logf("watch job %s: requeued (restarts %d)", w.id, s.Restarts)
+		}
+		if s.Source == "sacct" {
+			// The controller forgot the job; accounting has no restart
+			// count.
+			s.Restarts = max(s.Restarts, w.cur.Restarts)
+		}
+		w.cur = s
+		w.sacctTrusted = w.sacctRank == rank(s.State)
+	} else {
+		r, cr := rank(s.State), rank(w.cur.State)
+		w.sacctTrusted = r == cr
+		switch {
+		case !w.cur.Known || r > cr:
+			s.Restarts, s.StdOut = w.cur.Restarts, w.cur.StdOut
+			w.cur = s
+			w.sacctTrusted = true // the view is now sacct's own
+		case s.State == w.cur.State && w.cur.NodeList == "" && s.NodeList != "":
+			w.cur.NodeList = s.NodeList
+		}
+	}
+	w.report()
+}
+
+func (w *watcher) report() {
+	s := w.cur
+	if !s.Known {
+		return
+	}
+	p := w.reported
+	changed := !w.anything || s.State != p.State || s.Reason != p.Reason || s.NodeList != p.NodeList ||
+		s.Restarts != p.Restarts || s.CancelledBy != p.CancelledBy ||
+		!s.ExpectedStart.Equal(p.ExpectedStart) ||
+		(s.Terminal() && (s.ExitCode != p.ExitCode || s.Signal != p.Signal))
+	if !changed {
+		return
+	}
+	w.reported, w.anything = s, true
+	if w.onChange != nil {
+		w.onChange(s)
+	}
+}

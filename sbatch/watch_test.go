@@ -1,0 +1,484 @@
+package sbatch
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/disagg-runner/disagg-runner/exitcode"
+	"github.com/disagg-runner/disagg-runner/transport"
+)
+
+// job builds `scontrol show job -o` lines in Slurm's field order.
+type job struct {
+	state, reason, nodes, exit string
+	restarts                   int
+	start, end                 time.Time
+}
+
+func (j job) scontrol(id string) string {
+	t := func(x time.Time) string {
+		if x.IsZero() {
+			return "Unknown"
+		}
+		return x.UTC().Format(timeLayout)
+	}
+	reason, exit := j.reason, j.exit
+	if reason == "" {
+		reason = "None"
+	}
+	if exit == "" {
+		exit = "0:0"
+	}
+	return fmt.Sprintf("JobId=%s JobName=launch.sh UserId=root(0) JobState=%s Reason=%s Dependency=(null) Requeue=1 Restarts=%d "+
+		"BatchFlag=1 ExitCode=%s SubmitTime=2026-11-26T10:00:00 StartTime=%s EndTime=%s Partition=batch NodeList=%s "+
+		"WorkDir=/ws StdOut=/ws/out.log\n", id, j.state, reason, j.restarts, exit, t(j.start), t(j.end), j.nodes)
+}
+
+// sacct renders the same state the way sacct prints it.
+func (j job) sacct(id string) string {
+	t := func(x time.Time) string {
+		if x.IsZero() {
+			return "Unknown"
+		}
+		return x.UTC().Format(timeLayout)
+	}
+	exit := j.exit
+	if exit == "" {
+		exit = "0:0"
+	}
+	nodes := j.nodes
+	if nodes == "" {
+		nodes = "None assigned"
+	}
+	return fmt.Sprintf("%s|%s|%s|None|%s|%s|%s|2026-11-26T10:00:00\n", id, j.state, exit, nodes, t(j.start), t(j.end))
+}
+
+// step is the fake cluster from a moment on. Empty fields keep the
+// previous step's answer.
+type step struct {
+	at       time.Duration
+	scontrol *answer
+	sacct    *answer
+	sentinel *string
+	out      *string // `stat -c '%s %Y'` of the job's output file
+}
+
+// timeline is a fake login node whose Slurm answers change over time.
+type timeline struct {
+	t     *testing.T
+	start time.Time
+	steps []step
+
+	mu        sync.Mutex
+	scontrols []time.Duration // when the controller was asked
+	sentinels int
+	stats     int // sentinel reads that also looked at the output file
+	saccts    int
+}
+
+func (tl *timeline) transport() *fakeT {
+	tl.start = time.Now()
+	return &fakeT{answer: tl.answer}
+}
+
+func (tl *timeline) answer(cmd string) answer {
+	el := time.Since(tl.start)
+	var sc, sa answer
+	var sen, out string
+	for _, s := range tl.steps {
+		if s.at > el {
+			break
+		}
+		if s.scontrol != nil {
+			sc = *s.scontrol
+		}
+		if s.sacct != nil {
+			sa = *s.sacct
+		}
+		if s.sentinel != nil {
+			sen = *s.sentinel
+		}
+		if s.out != nil {
+			out = *s.out
+		}
+	}
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	switch kind(cmd) {
+	case "scontrol":
+		tl.scontrols = append(tl.scontrols, el)
+		return sc
+	case "sacct":
+		tl.saccts++
+		return sa
+	case "sentinel":
+		tl.sentinels++
+		if strings.Contains(cmd, "stat -c '%s %Y' -- /ws/out.log") {
+			tl.stats++
+			return answer{stdout: "O:" + out + "\n" + sen}
+		}
+		return answer{stdout: sen}
+	}
+	tl.t.Errorf("unexpected command %q", cmd)
+	return answer{code: 127}
+}
+
+func (tl *timeline) controllerCalls() int {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return len(tl.scontrols)
+}
+
+func ctl(j job) *answer  { a := answer{stdout: j.scontrol("9")}; return &a }
+func acct(j job) *answer { a := answer{stdout: j.sacct("9")}; return &a }
+func str(s string) *string {
+	return &s
+}
+
+var (
+	t0      = time.Date(2026, 11, 26, 10, 0, 5, 0, time.UTC)
+	pending = job{state: "PENDING", reason: "Resources"}
+	running = job{state: "RUNNING", nodes: "node[1-2]", start: t0}
+)
+
+func sentinelAt(rc int, at time.Time) *string { return str(fmt.Sprintf("%d %d\n", rc, at.Unix())) }
+
+// watchChanges runs Watch and collects what onChange saw.
+func watchChanges(t *testing.T, c *Client, d time.Duration) (JobState, []JobState, error) {
+	var changes []JobState
+	final, err := c.Watch(testContext(t, d), "9", "/ws/job-finished", func(s JobState) { changes = append(changes, s) })
+	return final, changes, err
+}
+
+func states(changes []JobState) string {
+	var parts []string
+	for _, s := range changes {
+		p := s.State
+		if s.Reason != "" {
+			p += "(" + s.Reason + ")"
+		}
+		if s.Restarts > 0 {
+			p += fmt.Sprintf("#%d", s.Restarts)
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, " ")
+}
+
+func TestWatchEndsOnSentinel(t *testing.T) {
+	done := job{state: "COMPLETED", nodes: "node[1-2]", start: t0, end: t0.Add(time.Minute)}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(pending), sacct: &answer{}},
+		{at: 50 * time.Millisecond, scontrol: ctl(running), sacct: acct(running)},
+		// The script's trap has run; the controller still says RUNNING
+		// for a moment, as it does for about a second on the real one.
+		{at: 200 * time.Millisecond, sentinel: sentinelAt(0, t0.Add(time.Minute))},
+		{at: 230 * time.Millisecond, scontrol: ctl(done)},
+	}}
+	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	final, changes, err := watchChanges(t, c, 5*time.Second)
+	if err != nil || final.State != "COMPLETED" || final.ExitCode != 0 {
+		t.Fatalf("%+v %v", final, err)
+	}
+	if got := states(changes); got != "PENDING(Resources) RUNNING COMPLETED" {
+		t.Errorf("changes %q", got)
+	}
+	if changes[1].NodeList != "node[1-2]" {
+		t.Errorf("RUNNING without its nodes: %+v", changes[1])
+	}
+	// Ended 200 ms in: the sentinel is read every FastPoll and the
+	// controller confirms within a few more.
+	if el := time.Since(tl.start); el > 400*time.Millisecond {
+		t.Errorf("noticed the end after %s", el)
+	}
+}
+
+func TestWatchEndsOnSacctWithoutSentinel(t *testing.T) {
+	// SIGKILL or a node failure: no EXIT trap ran.
+	failed := job{state: "NODE_FAIL", nodes: "node[1-2]", start: t0, end: t0.Add(time.Minute)}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(running), sacct: acct(running)},
+		{at: 100 * time.Millisecond, scontrol: ctl(failed), sacct: acct(failed)},
+	}}
+	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	final, _, err := watchChanges(t, c, 5*time.Second)
+	if err != nil || final.State != "NODE_FAIL" || final.Source != "scontrol" {
+		t.Fatalf("%+v %v", final, err)
+	}
+	// sacct is asked every SlowPoll (30 ms) and the controller once to
+	// confirm, long before its own 300 ms (stretched: 1.2 s) poll.
+	if el := time.Since(tl.start); el > 250*time.Millisecond {
+		t.Errorf("noticed the end after %s", el)
+	}
+	if n := tl.controllerCalls(); n != 2 {
+		t.Errorf("controller asked %d times, want 2 (first look, confirmation)", n)
+	}
+}
+
+func TestWatchWithoutAccounting(t *testing.T) {
+	cancelled := job{state: "CANCELLED", reason: "None", start: t0, end: t0.Add(time.Minute), nodes: "node[1-2]", exit: "0:15"}
+	disabled := &answer{stderr: accountingDisabled, code: 1}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(running), sacct: disabled},
+		// Cancelled: no sentinel, no accounting; the controller's own
+		// poll must see it.
+		{at: 100 * time.Millisecond, scontrol: ctl(cancelled)},
+	}}
+	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	final, _, err := watchChanges(t, c, 5*time.Second)
+	if err != nil || final.State != "CANCELLED" || final.Signal != 15 {
+		t.Fatalf("%+v %v", final, err)
+	}
+	if tl.saccts != 1 {
+		t.Errorf("sacct asked %d times on a cluster without accounting, want once", tl.saccts)
+	}
+	// Without sacct the controller is asked every ControllerEvery, not
+	// stretched: the end at 100 ms is seen at the 300 ms poll.
+	if el := time.Since(tl.start); el < 250*time.Millisecond || el > 600*time.Millisecond {
+		t.Errorf("ended after %s, want about one ControllerEvery", el)
+	}
+}
+
+func TestWatchRequeueIgnoresOldSentinel(t *testing.T) {
+	t1 := t0.Add(10 * time.Minute) // the second run's start
+	requeued := job{state: "PENDING", reason: "BeginTime", restarts: 1, start: t1}
+	running2 := job{state: "RUNNING", nodes: "node[3-4]", restarts: 1, start: t1}
+	done2 := job{state: "COMPLETED", nodes: "node[3-4]", restarts: 1, start: t1, end: t1.Add(time.Minute)}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(running), sacct: acct(running)},
+		// The first run is requeued: its EXIT trap writes the sentinel,
+		// accounting says REQUEUED, the controller PENDING with Restarts=1.
+		{at: 100 * time.Millisecond, sentinel: sentinelAt(143, t0.Add(2*time.Minute)),
+			scontrol: ctl(requeued), sacct: acct(job{state: "REQUEUED", nodes: "node[1-2]", start: t0, end: t0.Add(2 * time.Minute)})},
+		{at: 300 * time.Millisecond, scontrol: ctl(running2), sacct: acct(running2)},
+		{at: 700 * time.Millisecond, sentinel: sentinelAt(0, t1.Add(time.Minute)), scontrol: ctl(done2), sacct: acct(done2)},
+	}}
+	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	final, changes, err := watchChanges(t, c, 5*time.Second)
+	if err != nil || final.State != "COMPLETED" || final.Restarts != 1 || final.NodeList != "node[3-4]" {
+		t.Fatalf("%+v %v", final, err)
+	}
+	if el := time.Since(tl.start); el < 700*time.Millisecond {
+		t.Errorf("ended after %s: the first run's sentinel ended the watch", el)
+	}
+	if got := states(changes); got != "RUNNING PENDING(BeginTime)#1 RUNNING#1 COMPLETED#1" {
+		t.Errorf("changes %q", got)
+	}
+}
+
+func TestWatchAttachAfterRequeueIgnoresOldSentinel(t *testing.T) {
+	requeued := job{state: "PENDING", reason: "BeginTime", restarts: 1}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(requeued), sacct: acct(requeued), sentinel: sentinelAt(143, t0)},
+	}}
+	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	final, _, err := watchChanges(t, c, 500*time.Millisecond)
+	if !errors.Is(err, errDeadline(err)) || final.State != "PENDING" {
+		t.Fatalf("%+v %v: a pending job's old sentinel ended the watch", final, err)
+	}
+	// The stale sentinel costs one confirmation, not one per read.
+	if n := tl.controllerCalls(); n > 4 {
+		t.Errorf("controller asked %d times in 500 ms", n)
+	}
+}
+
+// errDeadline returns err when it is the context's deadline, so that the
+// test reads as "Watch was still waiting".
+func errDeadline(err error) error {
+	if err != nil && strings.Contains(err.Error(), "deadline exceeded") {
+		return err
+	}
+	return errors.New("not a deadline")
+}
+
+func TestWatchSacctLagDoesNotGoBack(t *testing.T) {
+	// Accounting says PENDING for a while after the controller says
+	// RUNNING (seen on the test cluster for the first seconds of a job).
+	done := job{state: "COMPLETED", nodes: "node[1-2]", start: t0, end: t0.Add(time.Minute)}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(running), sacct: acct(job{state: "PENDING", nodes: "node1"})},
+		{at: 300 * time.Millisecond, sacct: acct(running)},
+		{at: 500 * time.Millisecond, sentinel: sentinelAt(0, t0.Add(time.Minute)), scontrol: ctl(done)},
+	}}
+	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	final, changes, err := watchChanges(t, c, 5*time.Second)
+	if err != nil || final.State != "COMPLETED" {
+		t.Fatalf("%+v %v", final, err)
+	}
+	if got := states(changes); got != "RUNNING COMPLETED" {
+		t.Errorf("changes %q: lagging accounting moved the state back", got)
+	}
+}
+
+func TestWatchToleratesControllerOutage(t *testing.T) {
+	down := &answer{stderr: "slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n", code: 1}
+	done := job{state: "FAILED", nodes: "node[1-2]", start: t0, end: t0.Add(time.Minute), exit: "3:0", reason: "NonZeroExitCode"}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: down, sacct: acct(running)},
+		{at: 150 * time.Millisecond, sentinel: sentinelAt(3, t0.Add(time.Minute)), sacct: acct(done)},
+		{at: 250 * time.Millisecond, scontrol: ctl(done)},
+	}}
+	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	final, changes, err := watchChanges(t, c, 5*time.Second)
+	if err != nil || final.State != "FAILED" || final.ExitCode != 3 {
+		t.Fatalf("%+v %v", final, err)
+	}
+	if len(changes) == 0 || changes[0].State != "RUNNING" || changes[0].Source != "sacct" {
+		t.Errorf("changes %v: accounting should have told RUNNING while the controller was down", changes)
+	}
+}
+
+func TestWatchPurgedWithoutAccounting(t *testing.T) {
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: &answer{stderr: invalidJobID, code: 1}, sacct: &answer{stderr: accountingDisabled, code: 1}},
+	}}
+	c := &Client{T: tl.transport(), Policy: fastPolicy}
+	_, _, err := watchChanges(t, c, 5*time.Second)
+	if !errors.Is(err, ErrAccountingDisabled) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestWatchUnknownJobGivesUp(t *testing.T) {
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: &answer{stderr: invalidJobID, code: 1}, sacct: &answer{}},
+	}}
+	c := &Client{T: tl.transport(), Policy: fastPolicy}
+	_, _, err := watchChanges(t, c, 5*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "neither slurmctld nor accounting knows it") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestWatchUnreachable(t *testing.T) {
+	gone := exitcode.With(exitcode.Unreachable, errors.New("ssh root@x:22: still unreachable after 9 attempts"))
+	lost := exitcode.With(exitcode.Unreachable, fmt.Errorf("ssh: %w", transport.ErrConnectionLost))
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(running), sacct: acct(running)},
+		{at: 50 * time.Millisecond, sacct: &answer{err: lost}}, // polled through
+		{at: 100 * time.Millisecond, sacct: &answer{err: gone}},
+	}}
+	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	_, _, err := watchChanges(t, c, 5*time.Second)
+	if exitcode.Of(err) != exitcode.Unreachable || errors.Is(err, transport.ErrConnectionLost) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// The controller's share of a long watch: first look, the safety net
+// every ControllerEvery stretched while sacct agrees, one confirmation.
+func TestWatchControllerBudget(t *testing.T) {
+	done := job{state: "COMPLETED", nodes: "node[1-2]", start: t0, end: t0.Add(time.Hour)}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(running), sacct: acct(running)},
+		{at: 3 * time.Second, sentinel: sentinelAt(0, t0.Add(time.Hour)), scontrol: ctl(done), sacct: acct(done)},
+	}}
+	c := &Client{T: tl.transport(), Policy: fastPolicy}
+	final, _, err := watchChanges(t, c, 10*time.Second)
+	if err != nil || final.State != "COMPLETED" {
+		t.Fatalf("%+v %v", final, err)
+	}
+	// 3 s = 10 ControllerEvery; stretched 4x that is 2-3 safety-net polls,
+	// plus the first look and the confirmation.
+	n := tl.controllerCalls()
+	t.Logf("controller asked %d times at %v; sentinel read %d times, sacct %d", n, tl.scontrols, tl.sentinels, tl.saccts)
+	if n > 5 {
+		t.Errorf("controller asked %d times in 10 ControllerEvery", n)
+	}
+}
+
+func TestWatchControllerDownAccountingHasTheEnd(t *testing.T) {
+	down := &answer{stderr: "slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n", code: 1}
+	done := job{state: "FAILED", nodes: "node[1-2]", start: t0, end: t0.Add(time.Minute), exit: "3:0"}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: down, sacct: acct(running)},
+		{at: 100 * time.Millisecond, sentinel: sentinelAt(3, t0.Add(time.Minute)), sacct: acct(done)},
+	}}
+	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	final, _, err := watchChanges(t, c, 5*time.Second)
+	if err != nil || final.State != "FAILED" || final.ExitCode != 3 || final.Source != "sacct" {
+		t.Fatalf("%+v %v", final, err)
+	}
+}
+
+func TestWatchNoticesStartByOutputFile(t *testing.T) {
+	// Accounting lags the start by seconds, and the controller is asked
+	// every ControllerEvery only; the output file appearing is the start.
+	// With accounting, sacct (free) is then asked every FastPoll until it
+	// knows; without, the controller once.
+	disabled := &answer{stderr: accountingDisabled, code: 1}
+	for _, withAccounting := range []bool{true, false} {
+		t.Run(fmt.Sprint("accounting=", withAccounting), func(t *testing.T) {
+			done := job{state: "COMPLETED", nodes: "node[1-2]", start: t0, end: t0.Add(time.Minute)}
+			first := step{at: 0, scontrol: ctl(pending), sacct: acct(pending), out: str("")}
+			if !withAccounting {
+				first.sacct = disabled
+			}
+			tl := &timeline{t: t, steps: []step{
+				first,
+				{at: 100 * time.Millisecond, scontrol: ctl(running), out: str("0 1795730000")},
+				{at: 150 * time.Millisecond, sacct: acct(running)},
+				{at: 500 * time.Millisecond, sentinel: sentinelAt(0, t0.Add(time.Minute)), scontrol: ctl(done)},
+			}}
+			if !withAccounting {
+				tl.steps[2].sacct = disabled
+			}
+			var runningAt time.Duration
+			// sacct's and the controller's own polls come too late to
+			// tell the start here.
+			slow := Policy{FastPoll: 10 * time.Millisecond, SlowPoll: 400 * time.Millisecond, ControllerEvery: 2 * time.Second}
+			c := &Client{T: tl.transport(), Policy: slow, Logf: t.Logf}
+			final, err := c.Watch(testContext(t, 5*time.Second), "9", "/ws/job-finished", func(s JobState) {
+				if s.State == "RUNNING" && runningAt == 0 {
+					runningAt = time.Since(tl.start)
+				}
+			})
+			if err != nil || final.State != "COMPLETED" {
+				t.Fatalf("%+v %v", final, err)
+			}
+			// With accounting: first look and end; the start came from
+			// sacct. Without: the start too.
+			want, calls := 180*time.Millisecond, 2
+			if !withAccounting {
+				want, calls = 150*time.Millisecond, 3
+			}
+			if runningAt == 0 || runningAt > want {
+				t.Errorf("RUNNING reported at %s, want by %s", runningAt, want)
+			}
+			if n := tl.controllerCalls(); n != calls {
+				t.Errorf("controller asked %d times at %v, want %d", n, tl.scontrols, calls)
+			}
+			// Once running, the output file is not looked at any more.
+			tl.mu.Lock()
+			stats, reads := tl.stats, tl.sentinels
+			tl.mu.Unlock()
+			if stats == 0 || stats > 18 || reads < 30 {
+				t.Errorf("%d of %d sentinel reads looked at the output file", stats, reads)
+			}
+		})
+	}
+}
+
+func TestWatchPendingOutputFileUnchanged(t *testing.T) {
+	// A requeued job's output file exists from the last run: only a
+	// change counts, and a change while still pending holds further
+	// checks off for ControllerEvery.
+	requeued := job{state: "PENDING", reason: "BeginTime", restarts: 1}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(requeued), sacct: &answer{stderr: accountingDisabled, code: 1}, out: str("500 1795730000")},
+		{at: 100 * time.Millisecond, out: str("510 1795730001")},
+		{at: 150 * time.Millisecond, out: str("520 1795730002")},
+	}}
+	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	_, err := c.Watch(testContext(t, 250*time.Millisecond), "9", "/ws/job-finished", nil)
+	if err == nil {
+		t.Fatal("a pending job ended the watch")
+	}
+	if n := tl.controllerCalls(); n != 2 {
+		t.Errorf("controller asked %d times at %v, want 2 (first look, one change)", n, tl.scontrols)
+	}
+}
