@@ -636,7 +636,8 @@ func TestAttachAfterLostRunner(t *testing.T) {
 	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_SLEEP": "6", "STANDIN_EXIT": "1"})
 	id := startAndLose(t, j)
 	results := filepath.Join(t.TempDir(), "results")
-	cmd := exec.Command(binary, "attach", id, "--job-workspace", j.jobWorkspace(), "--results", results)
+	// No --job-workspace: attach learns it from Slurm (the output file).
+	cmd := exec.Command(binary, "attach", id, "--results", results)
 	cmd.Env = j.command().Env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -691,5 +692,29 @@ func TestRunReportsPending(t *testing.T) {
 	}
 	if n := strings.Count(r.stderr, "still PENDING"); n < 1 {
 		t.Errorf("no repeated PENDING line during a wait of several seconds")
+	}
+}
+
+func TestRunFollowRoles(t *testing.T) {
+	j := newJob(t, "v2", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_LOG_LINES": "10", "STANDIN_LOG_INTERVAL": "0.1"})
+	r := j.run("--follow-roles")
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	for _, role := range []string{"[gen_server_0] ", "[ctx_server_0] ", "[disagg_server] "} {
+		if !strings.Contains(r.stdout, "\n"+role) {
+			t.Errorf("no line of %s in the output", strings.TrimSpace(role))
+		}
+	}
+	// Every job log line arrives whole: the role lines never split one.
+	onCluster, _ := os.ReadFile(filepath.Join(j.jobWorkspace(), "job-output.log"))
+	var jobLines []string
+	for _, l := range strings.SplitAfter(r.stdout, "\n") {
+		if !strings.HasPrefix(l, "[gen_server_") && !strings.HasPrefix(l, "[ctx_server_") && !strings.HasPrefix(l, "[disagg_server]") {
+			jobLines = append(jobLines, l)
+		}
+	}
+	if strings.Join(jobLines, "") != string(onCluster) {
+		t.Errorf("without the role lines, stdout is not the job log")
 	}
 }

@@ -25,7 +25,7 @@ type attachCmd struct {
 	connFlags `embed:""`
 
 	JobID        string `arg:"" name:"jobid" help:"The Slurm job to follow."`
-	JobWorkspace string `name:"job-workspace" env:"DISAGG_JOB_WORKSPACE" help:"The job's workspace on the cluster (where job-output.log is). Required." placeholder:"DIR"`
+	JobWorkspace string `name:"job-workspace" env:"DISAGG_JOB_WORKSPACE" help:"The job's workspace on the cluster (where job-output.log is). Default: the folder of the job's output file, as Slurm reports it." placeholder:"DIR"`
 	Results      string `name:"results" help:"Local folder for the collected results. Default: ./disagg-runner/attach-<jobid>/results." placeholder:"DIR"`
 	FollowRoles  bool   `name:"follow-roles" env:"DISAGG_FOLLOW_ROLES" help:"Also stream the per-role server logs, each line prefixed with its role."`
 }

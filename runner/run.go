@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -250,10 +251,18 @@ func fillState(out *Outcome, st sbatch.JobState) {
 func follow(ctx context.Context, sc *sbatch.Client, id sbatch.JobID, ws, testID string, opt Options, con *Console) (sbatch.JobState, error) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	jobLog := con.Out
+	if opt.FollowRoles {
+		// Role lines arrive whole; the job log in chunks. Hold its partial
+		// lines back so that the two never mix within a line.
+		lw := &lineWriter{w: con.Out}
+		defer lw.Flush()
+		jobLog = lw
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if _, err := sc.Follow(ctx, path.Join(ws, prefix.JobLogName), con.Out, stop); err != nil && ctx.Err() == nil {
+		if _, err := sc.Follow(ctx, path.Join(ws, prefix.JobLogName), jobLog, stop); err != nil && ctx.Err() == nil {
 			con.Log.Warn("job log streaming stopped", "err", err)
 		}
 	}()
@@ -347,6 +356,31 @@ func roleLogDirs(ws, testID string) []string {
 		dirs = append(dirs, path.Join(ws, b))
 	}
 	return dirs
+}
+
+// lineWriter passes on whole lines only; Flush writes the rest.
+type lineWriter struct {
+	w       io.Writer
+	pending []byte
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.pending = append(l.pending, p...)
+	if i := bytes.LastIndexByte(l.pending, '\n'); i >= 0 {
+		if _, err := l.w.Write(l.pending[:i+1]); err != nil {
+			return 0, err
+		}
+		l.pending = append([]byte(nil), l.pending[i+1:]...)
+	}
+	return len(p), nil
+}
+
+// Flush writes a last partial line.
+func (l *lineWriter) Flush() {
+	if len(l.pending) > 0 {
+		l.w.Write(l.pending)
+		l.pending = nil
+	}
 }
 
 func timeText(t time.Time) string {
@@ -498,7 +532,15 @@ func checkFailure(r *checklist.Report, con *Console) error {
 func Attach(ctx context.Context, t transport.Transport, id sbatch.JobID, ws, resultsDir string, opt Options, con *Console) (*Outcome, error) {
 	sc := &sbatch.Client{T: t, Policy: opt.Policy, Logf: func(f string, a ...any) { con.Log.Debug(fmt.Sprintf(f, a...)) }}
 	if ws == "" {
-		return nil, exitcode.Withf(exitcode.BadInput, "attach %s: --job-workspace is required (the job's folder on the cluster, where job-output.log is)", id)
+		st, err := sc.Query(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if st.StdOut == "" {
+			return nil, exitcode.Withf(exitcode.BadInput, "attach %s: Slurm does not say where the job's output goes (%s); pass --job-workspace", id, orText(st.Source, "no answer"))
+		}
+		ws = path.Dir(st.StdOut)
+		con.Log.Info("job workspace from Slurm", "job", id, "dir", ws)
 	}
 	out := &Outcome{RunID: "attach-" + string(id), JobID: string(id), PytestCode: -1, RunnerStarted: time.Now(), JobWorkspace: ws, ResultsDir: resultsDir, Transport: t.String(), Reattached: true}
 	testID := ""
