@@ -19,6 +19,14 @@ import (
 // accounting silently stops being updated.
 const sacctTrustedStretch = 4
 
+// noAccountingStretch is how much longer the safety-net interval gets
+// while a job runs on a cluster without accounting. The sentinel ends the
+// watch within seconds for every end that runs the job's EXIT trap; the
+// controller is only the net for the rest (SIGKILL, node failure), and at
+// 2 RPCs every 30 s it alone would spend the whole budget of 6 per minute
+// on a short job (first look, start and end cost 2 each).
+const noAccountingStretch = 3
+
 // sacctBoostFor is how many FastPolls sacct is asked that often after the
 // output file showed the start: accounting records a start up to about 5 s
 // after the controller.
@@ -64,8 +72,10 @@ const unknownGiveUp = 3
 // plus 1 every 4×ControllerEvery while sacct agrees: 4 RPCs over a
 // one-minute job (measured on the test cluster), about 1 per minute over
 // a long one. Without accounting: first look, start, end, and 1 every
-// ControllerEvery: 8 RPCs over a one-minute job, 4 per minute over a long
-// one.
+// 3×ControllerEvery while the job runs (every ControllerEvery while it is
+// pending): 6 RPCs over a one-minute job, about 1.3 per minute over a long
+// one. The price: an end that leaves no sentinel (SIGKILL, node failure)
+// is noticed up to 90 s late on such a cluster.
 //
 // Errors from Slurm's commands (a controller restarting, say) are logged
 // and polled through; when the controller cannot be reached at all, an end
@@ -179,6 +189,9 @@ func (w *watcher) controllerInterval() time.Duration {
 	every := w.c.Policy.controllerEvery()
 	if w.acct == accountingOn && w.sacctTrusted && w.cur.Known && w.cur.State != "PENDING" {
 		return sacctTrustedStretch * every
+	}
+	if w.acct == accountingOff && w.cur.Known && w.cur.State != "PENDING" {
+		return noAccountingStretch * every
 	}
 	return every
 }
