@@ -230,6 +230,26 @@ func computeHardware(p Profile, c *config.Config, genOnly bool, cfgPath string) 
 	return h, nil
 }
 
+// hardwareExports are the layout's export lines, in the profile's order
+// (v2 adds the per-node GPU counts before the totals).
+func hardwareExports(p Profile, hw Hardware) []string {
+	lines := []string{
+		"export numCtxServers=" + itoa(hw.NumCtxServers),
+		"export numGenServers=" + itoa(hw.NumGenServers),
+		"export gpusPerNode=" + itoa(hw.GPUsPerNode),
+		"export gpusPerCtxServer=" + itoa(hw.GPUsPerCtxServer),
+		"export gpusPerGenServer=" + itoa(hw.GPUsPerGenServer),
+		"export nodesPerCtxServer=" + itoa(hw.NodesPerCtxServer),
+		"export nodesPerGenServer=" + itoa(hw.NodesPerGenServer),
+	}
+	if p == V2 {
+		lines = append(lines,
+			"export gpusPerNodePerCtxServer="+itoa(hw.GPUsPerNodePerCtxServer),
+			"export gpusPerNodePerGenServer="+itoa(hw.GPUsPerNodePerGenServer))
+	}
+	return append(lines, "export totalNodes="+itoa(hw.TotalNodes), "export totalGpus="+itoa(hw.TotalGPUs))
+}
+
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 func itoa(i int) string { return strconv.Itoa(i) }
@@ -283,16 +303,8 @@ func renderV1(req Request, res *Result, prefix, srunArgs []string, draft []byte)
 		`export pytestCommandBenchmark="`+bench+` $pytestCommandNoLLMAPILaunch"`,
 		"export runScript="+req.RunSh,
 		"export installScript="+req.InstallSh,
-		"export numCtxServers="+itoa(hw.NumCtxServers),
-		"export numGenServers="+itoa(hw.NumGenServers),
-		"export gpusPerNode="+itoa(hw.GPUsPerNode),
-		"export gpusPerCtxServer="+itoa(hw.GPUsPerCtxServer),
-		"export gpusPerGenServer="+itoa(hw.GPUsPerGenServer),
-		"export nodesPerCtxServer="+itoa(hw.NodesPerCtxServer),
-		"export nodesPerGenServer="+itoa(hw.NodesPerGenServer),
-		"export totalNodes="+itoa(hw.TotalNodes),
-		"export totalGpus="+itoa(hw.TotalGPUs),
 	)
+	lines = append(lines, hardwareExports(V1, hw)...)
 	srunArgs = append(srunArgs, "--container-env=DISAGG_SERVING_TYPE", "--container-env=pytestCommand")
 
 	var b strings.Builder
@@ -402,17 +414,9 @@ func renderV2(req Request, res *Result, prefix, srunArgs []string, draft, gate [
 		"export runScript="+req.RunSh,
 		"export installScript="+req.InstallSh,
 		"export configYamlPath="+res.ConfigPath,
-		"export numCtxServers="+itoa(hw.NumCtxServers),
-		"export numGenServers="+itoa(hw.NumGenServers),
-		"export gpusPerNode="+itoa(hw.GPUsPerNode),
-		"export gpusPerCtxServer="+itoa(hw.GPUsPerCtxServer),
-		"export gpusPerGenServer="+itoa(hw.GPUsPerGenServer),
-		"export nodesPerCtxServer="+itoa(hw.NodesPerCtxServer),
-		"export nodesPerGenServer="+itoa(hw.NodesPerGenServer),
-		"export gpusPerNodePerCtxServer="+itoa(hw.GPUsPerNodePerCtxServer),
-		"export gpusPerNodePerGenServer="+itoa(hw.GPUsPerNodePerGenServer),
-		"export totalNodes="+itoa(hw.TotalNodes),
-		"export totalGpus="+itoa(hw.TotalGPUs),
+	)
+	lines = append(lines, hardwareExports(V2, hw)...)
+	lines = append(lines,
 		"export testOutputDir="+res.OutputDir,
 		"export ctPrecheckEnabled="+boolDigit(precheck),
 		"export ctPrecheckTimeout="+itoa(c.Precheck.StepTimeoutS),
