@@ -55,17 +55,26 @@ type statusCmd struct {
 	JobID string `arg:"" name:"jobid" help:"The Slurm job to report on."`
 }
 
+// slurmClient validates the job id and opens a Slurm client on the
+// cluster for the one-shot job commands; close releases the connection.
+func slurmClient(ctx context.Context, env Env, conn connFlags, jobID string) (sc *sbatch.Client, id sbatch.JobID, close func(), err error) {
+	if id, err = checkJobID(jobID); err != nil {
+		return nil, "", nil, err
+	}
+	t, err := conn.connector(env, func(string, ...any) {})(ctx)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return &sbatch.Client{T: t}, id, func() { t.Close() }, nil
+}
+
 func (c *statusCmd) Run(ctx context.Context, env Env) error {
-	id, err := checkJobID(c.JobID)
+	sc, id, done, err := slurmClient(ctx, env, c.connFlags, c.JobID)
 	if err != nil {
 		return err
 	}
-	t, err := c.connector(env, func(string, ...any) {})(ctx)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	st, err := (&sbatch.Client{T: t}).Query(ctx, id)
+	defer done()
+	st, err := sc.Query(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -100,16 +109,12 @@ type cancelCmd struct {
 }
 
 func (c *cancelCmd) Run(ctx context.Context, env Env) error {
-	id, err := checkJobID(c.JobID)
+	sc, id, done, err := slurmClient(ctx, env, c.connFlags, c.JobID)
 	if err != nil {
 		return err
 	}
-	t, err := c.connector(env, func(string, ...any) {})(ctx)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	st, err := (&sbatch.Client{T: t}).Cancel(ctx, id)
+	defer done()
+	st, err := sc.Cancel(ctx, id)
 	if err != nil {
 		return err
 	}
