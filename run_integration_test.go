@@ -153,6 +153,36 @@ func (j *job) result(err error, stdout, stderr string) jobResult {
 	return r
 }
 
+// started is a run in the background.
+type started struct {
+	j              *job
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+}
+
+func (j *job) start(args ...string) *started {
+	j.t.Helper()
+	s := &started{j: j, cmd: j.command(args...)}
+	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
+	if err := s.cmd.Start(); err != nil {
+		j.t.Fatal(err)
+	}
+	return s
+}
+
+func (s *started) wait() jobResult {
+	s.j.t.Helper()
+	return s.j.result(s.cmd.Wait(), s.stdout.String(), s.stderr.String())
+}
+
+// running waits until the run has submitted its job and the job runs.
+func (j *job) running() string {
+	j.t.Helper()
+	id := j.jobID(60 * time.Second)
+	j.waitState(id, "RUNNING", 60*time.Second)
+	return id
+}
+
 // jobID waits for the run to record its job id.
 func (j *job) jobID(timeout time.Duration) string {
 	j.t.Helper()
@@ -382,20 +412,13 @@ func TestRunUnreachableHost(t *testing.T) {
 
 func TestRunSIGTERMCancelsJob(t *testing.T) {
 	j := newJob(t, "v1", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_SLEEP": "120"})
-	cmd := j.command()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	id := j.jobID(60 * time.Second)
-	j.waitState(id, "RUNNING", 60*time.Second)
+	run := j.start()
+	id := j.running()
 	time.Sleep(2 * time.Second)
 	sent := time.Now()
-	cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
+	run.cmd.Process.Signal(syscall.SIGTERM)
+	r := run.wait()
 	t.Logf("runner exited %s after SIGTERM", time.Since(sent).Round(time.Millisecond))
-	r := j.result(err, stdout.String(), stderr.String())
 	if r.code != 143 {
 		t.Fatalf("exit %d, want 143", r.code)
 	}
@@ -409,17 +432,11 @@ func TestRunSIGTERMCancelsJob(t *testing.T) {
 
 func TestRunCancelledBySomeoneElse(t *testing.T) {
 	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_SLEEP": "120"})
-	cmd := j.command()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	id := j.jobID(60 * time.Second)
-	j.waitState(id, "RUNNING", 60*time.Second)
+	run := j.start()
+	id := j.running()
 	time.Sleep(2 * time.Second)
 	j.slurm("scancel", id)
-	r := j.result(cmd.Wait(), stdout.String(), stderr.String())
+	r := run.wait()
 	if r.code != 14 {
 		t.Fatalf("exit %d, want 14", r.code)
 	}
@@ -436,14 +453,8 @@ func TestRunTimeLimit(t *testing.T) {
 
 func TestRunRequeueRestartsLog(t *testing.T) {
 	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_LOG_LINES": "20", "STANDIN_LOG_INTERVAL": "0.5"})
-	cmd := j.command()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	id := j.jobID(60 * time.Second)
-	j.waitState(id, "RUNNING", 60*time.Second)
+	run := j.start()
+	id := j.running()
 	logPath := filepath.Join(j.jobWorkspace(), "job-output.log")
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -461,7 +472,7 @@ func TestRunRequeueRestartsLog(t *testing.T) {
 	if out := j.slurm("scontrol", "update", "JobId="+id, "StartTime=now"); out != "" {
 		t.Logf("scontrol update: %s", out)
 	}
-	r := j.result(cmd.Wait(), stdout.String(), stderr.String())
+	r := run.wait()
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0", r.code)
 	}
@@ -476,18 +487,12 @@ func TestRunRequeueRestartsLog(t *testing.T) {
 func TestRunSurvivesDroppedConnection(t *testing.T) {
 	cenv := clusterEnv(t)
 	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_LOG_LINES": "40", "STANDIN_LOG_INTERVAL": "0.25"})
-	cmd := j.command()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	id := j.jobID(60 * time.Second)
-	j.waitState(id, "RUNNING", 60*time.Second)
+	run := j.start()
+	t.Logf("job %s running", j.running())
 	time.Sleep(3 * time.Second)
 	killed := killSSHDSessions(t, cenv["TESTCLUSTER_STATE"])
 	t.Logf("killed sshd session processes %v", killed)
-	r := j.result(cmd.Wait(), stdout.String(), stderr.String())
+	r := run.wait()
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0", r.code)
 	}
@@ -606,14 +611,10 @@ func TestRunWithoutAccounting(t *testing.T) {
 // runner, as a lost Jenkins agent would vanish.
 func startAndLose(t *testing.T, j *job) string {
 	t.Helper()
-	cmd := j.command()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	id := j.jobID(60 * time.Second)
-	j.waitState(id, "RUNNING", 60*time.Second)
-	cmd.Process.Kill()
-	cmd.Wait()
+	run := j.start()
+	id := j.running()
+	run.cmd.Process.Kill()
+	run.cmd.Wait()
 	return id
 }
 
