@@ -219,20 +219,22 @@ func (j *job) waitState(id, want string, timeout time.Duration) {
 	j.t.Fatalf("job %s not %s after %s", id, want, timeout)
 }
 
+// passFailCases are run over SSH and again with the local transport.
+var passFailCases = []struct {
+	name, profile, config string
+	knobs                 map[string]string
+	want                  int
+}{
+	{"pass v1", "v1", "tc_ctx1_gen1_3nodes", nil, 0},
+	{"pass v2 with precheck", "v2", "tc_ctx1_gen1_3nodes", nil, 0},
+	{"pytest fails", "v1", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_EXIT": "1"}, 1},
+	{"no tests collected", "v2", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_EXIT": "5"}, 5},
+	{"benchmark crashes without a pytest line", "v1", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_CRASH": "1"}, 14},
+	{"install step fails", "v1", "tc_gen_only_1node", map[string]string{"STANDIN_INSTALL_EXIT": "3"}, 14},
+}
+
 func TestRunOverSSHPassAndFail(t *testing.T) {
-	cases := []struct {
-		name, profile, config string
-		knobs                 map[string]string
-		want                  int
-	}{
-		{"pass v1", "v1", "tc_ctx1_gen1_3nodes", nil, 0},
-		{"pass v2 with precheck", "v2", "tc_ctx1_gen1_3nodes", nil, 0},
-		{"pytest fails", "v1", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_EXIT": "1"}, 1},
-		{"no tests collected", "v2", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_EXIT": "5"}, 5},
-		{"benchmark crashes without a pytest line", "v1", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_CRASH": "1"}, 14},
-		{"install step fails", "v1", "tc_gen_only_1node", map[string]string{"STANDIN_INSTALL_EXIT": "3"}, 14},
-	}
-	for _, c := range cases {
+	for _, c := range passFailCases {
 		t.Run(c.name, func(t *testing.T) {
 			j := newJob(t, c.profile, c.config, c.knobs)
 			r := j.run()
@@ -253,6 +255,11 @@ func TestRunOverSSHPassAndFail(t *testing.T) {
 			if c.want == 0 {
 				if st, ec := r.summary["state"], r.summary["slurm_exit_code"]; st != "COMPLETED" || ec != "0:0" {
 					t.Errorf("Slurm says %v %v, want COMPLETED 0:0", st, ec)
+				}
+				// Accounting holds the same final record.
+				id, _ := r.summary["job_id"].(string)
+				if acct := j.slurm("sacct", "-X", "-P", "-n", "-j", id, "-o", "State,ExitCode"); acct != "COMPLETED|0:0" {
+					t.Errorf("sacct says %q, want COMPLETED|0:0", acct)
 				}
 			}
 			if c.config == "tc_ctx1_gen1_3nodes" {
@@ -320,19 +327,20 @@ func summaryTime(s map[string]any, key string) time.Time {
 	return tm
 }
 
+// TestRunLocalTransport is the pass/fail table again on a login node: no
+// SSH at all.
 func TestRunLocalTransport(t *testing.T) {
-	for _, c := range []struct {
-		knobs map[string]string
-		want  int
-	}{{nil, 0}, {map[string]string{"STANDIN_EXIT": "1"}, 1}, {map[string]string{"STANDIN_CRASH": "1"}, 14}} {
-		j := newJob(t, "v1", "tc_ctx1_gen1_2nodes", c.knobs).local()
-		r := j.run()
-		if r.code != c.want {
-			t.Fatalf("knobs %v: exit %d, want %d", c.knobs, r.code, c.want)
-		}
-		if tr, _ := r.summary["transport"].(string); tr != "local" {
-			t.Errorf("transport %q, want local", tr)
-		}
+	for _, c := range passFailCases {
+		t.Run(c.name, func(t *testing.T) {
+			j := newJob(t, c.profile, c.config, c.knobs).local()
+			r := j.run()
+			if r.code != c.want {
+				t.Fatalf("exit %d, want %d", r.code, c.want)
+			}
+			if tr, _ := r.summary["transport"].(string); tr != "local" {
+				t.Errorf("transport %q, want local", tr)
+			}
+		})
 	}
 }
 
@@ -604,6 +612,9 @@ func TestRunWithoutAccounting(t *testing.T) {
 		if ended, noticed := summaryTime(r.summary, "ended"), summaryTime(r.summary, "end_noticed"); !ended.IsZero() {
 			t.Logf("end lag without accounting: %s", noticed.Sub(ended).Round(time.Millisecond))
 		}
+		if src := r.summary["state_source"]; src != "scontrol" {
+			t.Errorf("final state from %v, want scontrol (there is no accounting)", src)
+		}
 	}
 }
 
@@ -717,5 +728,44 @@ func TestRunFollowRoles(t *testing.T) {
 	}
 	if strings.Join(jobLines, "") != string(onCluster) {
 		t.Errorf("without the role lines, stdout is not the job log")
+	}
+}
+
+// TestRunSecondSignalExitsAtOnce: the first SIGINT starts the orderly
+// cancel; a second one does not wait for it.
+func TestRunSecondSignalExitsAtOnce(t *testing.T) {
+	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_SLEEP": "120"})
+	run := j.start()
+	id := j.running()
+	t.Cleanup(func() { j.slurm("scancel", id) })
+	run.cmd.Process.Signal(syscall.SIGINT)
+	run.cmd.Process.Signal(syscall.SIGINT)
+	sent := time.Now()
+	r := run.wait()
+	if r.code != 130 {
+		t.Fatalf("exit %d, want 130", r.code)
+	}
+	if d := time.Since(sent); d > 2*time.Second {
+		t.Errorf("took %s to exit after the second signal", d)
+	}
+}
+
+// TestRunJSONLog: --log-format json makes every runner line on stderr a
+// JSON object (the dry run needs no cluster).
+func TestRunJSONLog(t *testing.T) {
+	j := newJob(t, "v2", "tc_ctx1_gen1_2nodes", nil)
+	r := j.run("--dry-run", "--log-format", "json")
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if len(lines) < 6 {
+		t.Fatalf("only %d lines", len(lines))
+	}
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil || m["msg"] == nil || m["time"] == nil {
+			t.Errorf("not a JSON log record: %q", l)
+		}
 	}
 }

@@ -44,6 +44,7 @@ type Outcome struct {
 	Transport     string    `json:"transport,omitempty"`
 	JobWorkspace  string    `json:"job_workspace"`
 	State         string    `json:"state,omitempty"`
+	StateSource   string    `json:"state_source,omitempty"` // which Slurm command gave the final state
 	CancelledBy   string    `json:"cancelled_by,omitempty"`
 	SlurmExitCode string    `json:"slurm_exit_code,omitempty"`
 	Nodes         string    `json:"nodes,omitempty"`
@@ -241,7 +242,7 @@ func verdictLine(o *Outcome) string {
 }
 
 func fillState(out *Outcome, st sbatch.JobState) {
-	out.State, out.CancelledBy, out.Nodes = st.State, st.CancelledBy, st.NodeList
+	out.State, out.CancelledBy, out.Nodes, out.StateSource = st.State, st.CancelledBy, st.NodeList, st.Source
 	out.SlurmExitCode = fmt.Sprintf("%d:%d", st.ExitCode, st.Signal)
 	out.Submitted, out.Started, out.Ended = st.Submit, st.Start, st.End
 }
