@@ -55,6 +55,17 @@ func TestJenkinsfileStepAgainstCluster(t *testing.T) {
 	sh, junit, archive := jenkinsfileStep(t)
 	j := newJob(t, "v1", "tc_ctx1_gen1_2nodes", nil)
 
+	// A previous build's results in the kept workspace. The Jenkinsfile
+	// deletes the folder before its sh step; the test does what that
+	// step would, if the Jenkinsfile still has it.
+	stale := filepath.Join(j.workspace, "disagg-runner", "jenkins-disagg-perf-41-tc_ctx1_gen1_2nodes-00000000", "results", "results.xml")
+	os.MkdirAll(filepath.Dir(stale), 0o755)
+	os.WriteFile(stale, []byte(`<testsuite tests="1" failures="0" errors="0"/>`), 0o644)
+	jf, _ := os.ReadFile("Jenkinsfile")
+	if regexp.MustCompile(`dir\('disagg-runner'\)\s*\{\s*deleteDir\(\)\s*\}[\s\S]*\bsh '`).Match(jf) {
+		os.RemoveAll(filepath.Join(j.workspace, "disagg-runner"))
+	}
+
 	// A secret that the job itself prints (set -x traces the benchmark's
 	// environment): the console must mask it.
 	const token = "hf_TESTSECRET_0123456789"
@@ -101,15 +112,21 @@ func TestJenkinsfileStepAgainstCluster(t *testing.T) {
 			t.Errorf("stage %d header printed %d times", n, c)
 		}
 	}
-	if got := antGlob(j.workspace, junit); len(got) == 0 {
+	junitFiles := antGlob(j.workspace, junit)
+	if len(junitFiles) == 0 {
 		t.Errorf("junit pattern %q matches nothing in the workspace", junit)
+	}
+	for _, f := range junitFiles {
+		if strings.Contains(f, "perf-41") {
+			t.Errorf("a previous build's results would be published: %s", f)
+		}
 	}
 	got := antGlob(j.workspace, archive)
 	if len(got) == 0 {
 		t.Errorf("archiveArtifacts pattern %q matches nothing", archive)
 	}
 	t.Logf("archived: %v", got)
-	if !strings.Contains(strings.Join(got, " "), "jenkins-disagg-perf-42-tc_ctx1_gen1_2nodes/results/summary.json") {
+	if !regexp.MustCompile(`disagg-runner/jenkins-disagg-perf-42-tc_ctx1_gen1_2nodes-[0-9a-f]{8}/results/summary.json`).MatchString(strings.Join(got, " ")) {
 		t.Errorf("the run folder is not named from BUILD_TAG: %v", got)
 	}
 }

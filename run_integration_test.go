@@ -636,11 +636,33 @@ func TestRerunReattachesInsteadOfResubmitting(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0", r.code)
 	}
-	if !strings.Contains(r.stderr, "attaching to it instead of submitting again") {
+	if !strings.Contains(r.stderr, "following it instead of submitting again") {
 		t.Error("the rerun did not say it re-attached")
 	}
 	if got, _ := r.summary["job_id"].(string); got != id {
 		t.Errorf("the rerun followed job %q, want the first attempt's %s", got, id)
+	}
+}
+
+// TestRerunAfterFinishedJobSubmitsAnew: a retried step whose earlier job
+// already ended runs the test again, in a clean job workspace.
+func TestRerunAfterFinishedJobSubmitsAnew(t *testing.T) {
+	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_EXIT": "1"})
+	first := j.run()
+	if first.code != 1 {
+		t.Fatalf("first attempt: exit %d, want 1", first.code)
+	}
+	os.WriteFile(filepath.Join(j.checkout, "standin.env"), nil, 0o644) // the retry passes
+	second := j.run()
+	if second.code != 0 {
+		t.Fatalf("retry: exit %d, want 0", second.code)
+	}
+	if first.summary["job_id"] == second.summary["job_id"] {
+		t.Errorf("the retry re-attached to the finished job %v", first.summary["job_id"])
+	}
+	aside := j.jobWorkspace() + ".job" + first.summary["job_id"].(string)
+	if _, err := os.Stat(filepath.Join(aside, "job-output.log")); err != nil {
+		t.Errorf("the first attempt's workspace was not kept aside: %v", err)
 	}
 }
 

@@ -5,12 +5,14 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/alecthomas/kong"
 	"github.com/charmbracelet/log"
@@ -121,19 +123,17 @@ func Main(ctx context.Context, args []string, env Env) (code int) {
 		return exitcode.BadInput
 	}
 	err = kctx.Run()
-	return report(ctx, env, err)
+	return report(ctx, env, &cli.globals, err)
 }
 
 // report prints err the way its kind deserves and returns the exit code:
-// user errors as one line, bugs with everything we know.
-func report(ctx context.Context, env Env, err error) int {
+// user errors as one line, bugs with everything we know. A run stopped by
+// a signal exits 130/143 whatever error the interruption caused.
+func report(ctx context.Context, env Env, g *globals, err error) int {
 	var sig SignalError
 	if errors.As(context.Cause(ctx), &sig) {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			fmt.Fprintf(env.Stderr, "disagg-runner: %s\n", oneLine(err.Error()))
-		}
-		if c := exitcode.Of(err); err != nil && c != exitcode.InternalFailure && c != exitcode.OK {
-			return c
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.As(err, &sig) && !exitcode.WasShown(err) {
+			printError(env, g, "error", err.Error())
 		}
 		return exitcode.ForSignal(sig.Signal)
 	}
@@ -141,12 +141,25 @@ func report(ctx context.Context, env Env, err error) int {
 		return exitcode.OK
 	}
 	code := exitcode.Of(err)
-	if exitcode.IsUserError(err) {
-		fmt.Fprintf(env.Stderr, "disagg-runner: %s\n", oneLine(err.Error()))
-	} else {
+	switch {
+	case exitcode.WasShown(err):
+	case exitcode.IsUserError(err):
+		printError(env, g, "error", err.Error())
+	default:
 		fmt.Fprintf(env.Stderr, "disagg-runner: internal error (a bug; please report it with this output): %+v\n", err)
 	}
 	return code
+}
+
+// printError writes the one final line, as JSON when the log is JSON.
+func printError(env Env, g *globals, level, msg string) {
+	msg = oneLine(msg)
+	if g != nil && g.LogFormat == "json" {
+		b, _ := json.Marshal(map[string]string{"time": time.Now().Format(time.RFC3339), "level": level, "msg": msg})
+		fmt.Fprintf(env.Stderr, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(env.Stderr, "disagg-runner: %s\n", msg)
 }
 
 // oneLine folds an error onto one line: CI logs are grepped line by line.

@@ -101,7 +101,8 @@ func (j jobFlags) settings(env Env, conn connFlags, now time.Time) (runner.Setti
 		if u, err := user.Current(); err == nil {
 			name = u.Username
 		}
-		runID = runner.NewRunID(env.Getenv("BUILD_TAG"), name, j.ConfigName, now)
+		shape := []string{j.StageName, j.Partition, j.Account, j.DockerImage, j.Profile, j.TRTLLMNodeDir, trtllm, j.PytestCommand, j.Time, conn.Host, j.ClusterWork}
+		runID = runner.NewRunID(env.Getenv("BUILD_TAG"), name, j.ConfigName, shape, now)
 	}
 	mpi := j.MPIType
 	if mpi == "" { // Jenkins passes empty parameters as empty variables

@@ -30,6 +30,9 @@ const (
 type Error struct {
 	Code int
 	Err  error
+	// Shown means the message was already printed (as the run's verdict
+	// line), so the final report must not print it again.
+	Shown bool
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
@@ -46,6 +49,23 @@ func With(code int, err error) error {
 // Withf formats a message and wraps it with code.
 func Withf(code int, format string, args ...any) error {
 	return &Error{Code: code, Err: fmt.Errorf(format, args...)}
+}
+
+// Shown marks err, which must carry a code, as already printed.
+func Shown(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		c := *e
+		c.Shown = true
+		return &c
+	}
+	return err
+}
+
+// WasShown reports whether err was marked Shown.
+func WasShown(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Shown
 }
 
 // Of returns the exit code for err: 0 for nil, the wrapped code for an

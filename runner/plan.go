@@ -6,6 +6,7 @@ package runner
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -81,17 +82,20 @@ var runIDUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.+-]+`)
 
 // NewRunID names a run: the Jenkins BUILD_TAG when there is one (so that a
 // retried step finds its own job again), else the user and a timestamp.
-// The config name is always part of it, so that parallel runs of one build
-// never share a folder.
-func NewRunID(buildTag, user, configName string, now time.Time) string {
-	base := buildTag
-	if base == "" {
+// The config name is always part of it, and with BUILD_TAG a short digest
+// of whatever else shapes the job (stage, partition, image, ...), so that
+// parallel stages of one build never share a folder or a job.
+func NewRunID(buildTag, user, configName string, shape []string, now time.Time) string {
+	var id string
+	if buildTag != "" {
+		sum := sha256.Sum256([]byte(strings.Join(shape, "\x00")))
+		id = buildTag + "-" + configName + "-" + hex.EncodeToString(sum[:4])
+	} else {
 		var b [3]byte
 		rand.Read(b[:])
-		base = fmt.Sprintf("%s-%s-%s", user, now.Format("20060102-150405"), hex.EncodeToString(b[:]))
+		id = fmt.Sprintf("%s-%s-%s-%s", user, now.Format("20060102-150405"), hex.EncodeToString(b[:]), configName)
 	}
-	id := runIDUnsafe.ReplaceAllString(base+"-"+configName, "_")
-	return strings.Trim(id, "_.")
+	return strings.Trim(runIDUnsafe.ReplaceAllString(id, "_"), "_.")
 }
 
 func (s Settings) nodeDir() string {

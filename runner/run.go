@@ -124,33 +124,67 @@ func Run(ctx context.Context, s Settings, opt Options, connect Connector, con *C
 	}
 	out.Transport = t.String()
 
-	// Stage 4: the job workspace on the cluster.
+	// Stage 4: the job workspace on the cluster. A job that an earlier
+	// attempt of this run recorded there is looked at first: a live one is
+	// followed instead of submitting a second (a retried Jenkins step after
+	// a lost connection); a finished one is moved aside, so that this
+	// attempt starts clean and collects only its own results.
 	done = con.Stage(4, "connect and upload")
-	if err := upload(ctx, t, plan); err != nil {
-		done(err)
-		return out, err
-	}
-	con.Log.Info("uploaded", "via", t.String(), "job_workspace", plan.JobWorkspace)
-	done(nil)
-
-	// Stage 5: submit, unless a previous attempt of this run already did.
-	done = con.Stage(5, "submit")
 	sc := &sbatch.Client{T: t, Policy: opt.Policy, Logf: func(f string, a ...any) { con.Log.Debug(fmt.Sprintf(f, a...)) }}
 	remoteJobID := path.Join(plan.JobWorkspace, JobIDName)
 	id, err := sc.Recorded(ctx, remoteJobID)
 	if err != nil {
 		done(err)
-		return out, err
+		return out, stageError(exitcode.Unreachable, err)
 	}
 	if id != "" {
-		out.Reattached = true
-		con.Log.Warn("this run already submitted a job; attaching to it instead of submitting again (use a new run id to submit anew)", "job", id)
-	} else {
-		if id, err = sc.Submit(ctx, plan.JobWorkspace, LaunchName, remoteJobID); err != nil {
+		st, err := sc.Query(ctx, id)
+		switch {
+		case err != nil:
+			done(err)
+			return out, stageError(exitcode.Unreachable, err)
+		case st.Known && !st.Terminal():
+			out.Reattached = true
+			con.Log.Warn("an earlier attempt of this run submitted a job that is still "+st.State+"; following it instead of submitting again", "job", id)
+		default:
+			aside := plan.JobWorkspace + ".job" + string(id)
+			con.Log.Info("an earlier attempt of this run ended; moving its job workspace aside", "job", id, "state", orText(st.State, "unknown"), "to", aside)
+			if err := t.Run(ctx, "mv -- "+shellquote.Quote(plan.JobWorkspace)+" "+shellquote.Quote(aside), nil, nil, nil); err != nil {
+				done(err)
+				return out, stageError(exitcode.Unreachable, err)
+			}
+			os.RemoveAll(plan.ResultsDir)
+			id = ""
+		}
+	}
+	if id == "" {
+		if err := upload(ctx, t, plan); err != nil {
 			done(err)
 			return out, err
 		}
-		con.Log.Info("submitted", "job", id, "partition", s.Partition, "account", s.Account)
+		con.Log.Info("uploaded", "via", t.String(), "job_workspace", plan.JobWorkspace)
+	}
+	done(nil)
+
+	// Stage 5: submit. The submission itself is not interrupted by a
+	// signal: once sbatch has a job, its id must be recorded so that the
+	// interrupted run can cancel it rather than leave it behind.
+	done = con.Stage(5, "submit")
+	if id == "" {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		id, err = sc.Submit(sctx, plan.JobWorkspace, LaunchName, remoteJobID)
+		cancel()
+		switch {
+		case id != "" && err != nil:
+			// The job exists though something after sbatch failed (its id
+			// could not be recorded remotely): follow it anyway.
+			con.Log.Warn("submitted, with a problem", "job", id, "err", err)
+		case err != nil:
+			done(err)
+			return out, stageError(exitcode.SubmitRefused, err)
+		default:
+			con.Log.Info("submitted", "job", id, "partition", s.Partition, "account", s.Account)
+		}
 	}
 	out.JobID = string(id)
 	if err := atomicfile.Write(filepath.Join(plan.LocalDir, JobIDName), []byte(string(id)+"\n"), 0o644); err != nil {
@@ -181,7 +215,19 @@ func followAndFinish(ctx context.Context, sc *sbatch.Client, id sbatch.JobID, ws
 	}
 	done(followErr)
 	if followErr != nil && !interrupted {
-		return followErr
+		// The job's end could not be learned; what it left is still worth
+		// collecting for the person who has to find out why.
+		con.Log.Error("following the job failed", "job", id, "err", followErr)
+		fillState(out, final)
+		if _, err := collect(context.WithoutCancel(ctx), sc, ws, resultsDir, testID, out); err != nil {
+			con.Log.Warn("collecting results failed", "err", err)
+		}
+		runErr := stageError(exitcode.JobFailed, followErr)
+		out.ExitCode, out.Reason, out.RunnerEnded = exitcode.Of(runErr), oneLine(followErr.Error()), time.Now()
+		if err := writeSummary(resultsDir, out); err != nil {
+			con.Log.Warn("could not write the summary", "err", err)
+		}
+		return runErr
 	}
 	fillState(out, final)
 
@@ -215,7 +261,8 @@ func followAndFinish(ctx context.Context, sc *sbatch.Client, id sbatch.JobID, ws
 			out.ExitCode = sig.ExitCode()
 		}
 	} else if v.Code != 0 {
-		runErr = exitcode.Withf(v.Code, "%s", verdictLine(out))
+		// The verdict line below already says it all.
+		runErr = exitcode.Shown(exitcode.Withf(v.Code, "%s", verdictLine(out)))
 	}
 	if err := writeSummary(resultsDir, out); err != nil {
 		con.Log.Warn("could not write the summary", "err", err)
@@ -434,6 +481,17 @@ func upload(ctx context.Context, t transport.Transport, p *Plan) error {
 	return nil
 }
 
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// stageError gives an error without a documented exit code the one of the
+// stage it stopped; errors that carry their own keep it.
+func stageError(code int, err error) error {
+	if exitcode.Of(err) != exitcode.InternalFailure {
+		return err
+	}
+	return exitcode.With(code, err)
+}
+
 func isExit(err error) bool {
 	var e *transport.ExitError
 	return errors.As(err, &e)
@@ -532,13 +590,16 @@ func checkFailure(r *checklist.Report, con *Console) error {
 // it uses the folder of the job's output file as Slurm reports it.
 func Attach(ctx context.Context, t transport.Transport, id sbatch.JobID, ws, resultsDir string, opt Options, con *Console) (*Outcome, error) {
 	sc := &sbatch.Client{T: t, Policy: opt.Policy, Logf: func(f string, a ...any) { con.Log.Debug(fmt.Sprintf(f, a...)) }}
+	st, err := sc.Query(ctx, id)
+	if err != nil {
+		return nil, stageError(exitcode.Unreachable, err)
+	}
+	if !st.Known {
+		return nil, exitcode.Withf(exitcode.BadInput, "attach %s: Slurm does not know this job (%s)", id, orText(st.Source, "no answer"))
+	}
 	if ws == "" {
-		st, err := sc.Query(ctx, id)
-		if err != nil {
-			return nil, err
-		}
 		if st.StdOut == "" {
-			return nil, exitcode.Withf(exitcode.BadInput, "attach %s: Slurm does not say where the job's output goes (%s); pass --job-workspace", id, orText(st.Source, "no answer"))
+			return nil, exitcode.Withf(exitcode.BadInput, "attach %s: Slurm does not say where the job's output goes (%s); pass --job-workspace", id, st.Source)
 		}
 		ws = path.Dir(st.StdOut)
 		con.Log.Info("job workspace from Slurm", "job", id, "dir", ws)

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -48,12 +49,20 @@ func TestRedactExports(t *testing.T) {
 
 func TestNewRunID(t *testing.T) {
 	now := time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC)
-	if got := NewRunID("jenkins-perf/disagg #42", "u", "cfg_a", now); got != "jenkins-perf_disagg_42-cfg_a" {
+	stageA, stageB := []string{"GB200 perf"}, []string{"B200 perf"}
+	got := NewRunID("jenkins-perf/disagg #42", "u", "cfg_a", stageA, now)
+	if !regexp.MustCompile(`^jenkins-perf_disagg_42-cfg_a-[0-9a-f]{8}$`).MatchString(got) {
 		t.Errorf("from BUILD_TAG: %q", got)
 	}
-	a, b := NewRunID("", "alice", "cfg", now), NewRunID("", "alice", "cfg", now)
-	if !strings.HasPrefix(a, "alice-20261126-220000-") || a == b {
-		t.Errorf("manual run ids %q %q: want user, time and a random suffix", a, b)
+	if again := NewRunID("jenkins-perf/disagg #42", "u", "cfg_a", stageA, now); again != got {
+		t.Errorf("a retried step gets another run id: %q vs %q", again, got)
+	}
+	if other := NewRunID("jenkins-perf/disagg #42", "u", "cfg_a", stageB, now); other == got {
+		t.Errorf("two stages of one build share run id %q", got)
+	}
+	a, b := NewRunID("", "alice", "cfg", nil, now), NewRunID("", "alice", "cfg", nil, now)
+	if !strings.HasPrefix(a, "alice-20261126-220000-") || !strings.HasSuffix(a, "-cfg") || a == b {
+		t.Errorf("manual run ids %q %q: want user, time, a random suffix and the config", a, b)
 	}
 }
 

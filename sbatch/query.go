@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/disagg-runner/disagg-runner/exitcode"
 	"strings"
 	"time"
 
@@ -100,7 +101,7 @@ func (c *Client) Cancel(ctx context.Context, id JobID) (JobState, error) {
 			if !s.Known {
 				// Neither the controller nor accounting has it: there is
 				// nothing to cancel or to wait for.
-				return s, fmt.Errorf("cancel job %s: Slurm does not know this job", id)
+				return s, exitcode.Withf(exitcode.BadInput, "cancel job %s: Slurm does not know this job", id)
 			}
 		} else {
 			lastErr = err
