@@ -114,6 +114,9 @@ func TestParseTestList(t *testing.T) {
 		// A config name that would reach the shell unquoted.
 		{V1, "t[disagg-x$(reboot)]", 0, "is not allowed"},
 		{V2, "t[disagg-e2e-a/../../etc/passwd]", 0, "is not allowed"},
+		// The prefix part reaches v2's testOutputDir unquoted too.
+		{V2, "t[disagg$(touch${IFS}/tmp/x)-e2e-cfg]", 0, "is not allowed"},
+		{V1, "t[disagg-]", 0, "the config name is empty"},
 	}
 	for _, c := range bad {
 		_, err := ParseTestList(c.p, []byte(c.data), "tl", c.split)

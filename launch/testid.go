@@ -84,23 +84,25 @@ func parseTestLine(p Profile, line, path string) (TestID, error) {
 		id.Mode = parts[1]
 		id.ConfigName = strings.Join(parts[2:], "-")
 	}
-	if err := checkConfigName(id.ConfigName); err != nil {
+	// The whole bracket lands unquoted in the script (v2's testOutputDir),
+	// so all of it, not only the config name, must be inert in a shell.
+	if err := checkTestIDText(bracket); err != nil {
 		return id, fmt.Errorf("%s: %w", path, err)
 	}
 	return id, nil
 }
 
-// checkConfigName keeps the config name, which lands unquoted in the
+// checkTestIDText keeps the bracket content, which lands unquoted in the
 // generated script (configYamlPath, testOutputDir), free of anything a shell
 // would interpret and of path separators.
-func checkConfigName(name string) error {
-	if name == "" {
-		return fmt.Errorf("test id: the config name is empty")
-	}
-	for _, r := range name {
+func checkTestIDText(bracket string) error {
+	for _, r := range bracket {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._+-=,@%", r)) {
-			return fmt.Errorf("test id: config name %q: character %q is not allowed (expected letters, digits and . _ + - = , @ %%)", name, r)
+			return fmt.Errorf("test id [%s]: character %q is not allowed (expected letters, digits and . _ + - = , @ %%)", bracket, r)
 		}
+	}
+	if strings.HasSuffix(bracket, "-") {
+		return fmt.Errorf("test id [%s]: the config name is empty", bracket)
 	}
 	return nil
 }
