@@ -126,6 +126,11 @@ func TestJenkinsfileStepAgainstCluster(t *testing.T) {
 		t.Errorf("archiveArtifacts pattern %q matches nothing", archive)
 	}
 	t.Logf("archived: %v", got)
+	for _, f := range got {
+		if b, _ := os.ReadFile(filepath.Join(j.workspace, f)); bytes.Contains(b, []byte(token)) {
+			t.Errorf("archived %s holds the token", f)
+		}
+	}
 	if !regexp.MustCompile(`disagg-runner/jenkins-disagg-perf-42-tc_ctx1_gen1_2nodes-[0-9a-f]{8}/results/summary.json`).MatchString(strings.Join(got, " ")) {
 		t.Errorf("the run folder is not named from BUILD_TAG: %v", got)
 	}

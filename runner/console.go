@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -41,7 +42,7 @@ func NewConsole(out, logw io.Writer, jsonFormat bool, secrets []string) *Console
 	}
 	c := &Console{Secrets: kept}
 	c.Log = log.NewWithOptions(&maskingWriter{w: logw, c: c}, opts)
-	c.Out = &maskingWriter{w: out, c: c, lineBuffered: len(kept) > 0}
+	c.Out = &maskingWriter{w: out, c: c, lineBuffered: true}
 	return c
 }
 
@@ -64,12 +65,27 @@ func (c *Console) mask(b []byte) []byte {
 	for _, s := range c.Secrets {
 		b = bytes.ReplaceAll(b, []byte(s), []byte("****"))
 	}
-	return b
+	return MaskAssignments(b)
+}
+
+// secretAssignment is NAME=value where a part of the name between
+// underscores says the value is secret (HF_TOKEN=..., NGC_API_KEY="...",
+// export MY_PASSWORD='...', but not MAX_TOKENS=...): such values
+// come from configs and scripts, not from our environment, so only their
+// name can give them away.
+var secretAssignment = regexp.MustCompile(`\b((?:[A-Za-z0-9]+_)*(?:TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|API_KEY|PRIVATE_KEY|ACCESS_KEY)(?:_[A-Za-z0-9]+)*)=(?:"[^"\n]*"|'[^'\n]*'|[^\s"';&|]*)`)
+
+// MaskAssignments replaces the values of secret-named assignments with ****.
+func MaskAssignments(b []byte) []byte {
+	if !bytes.Contains(b, []byte("=")) {
+		return b
+	}
+	return secretAssignment.ReplaceAll(b, []byte("${1}=****"))
 }
 
 // maskingWriter masks secrets. With lineBuffered it holds back a partial
 // line so that a secret split across two writes is still caught; Flush
-// writes what is held.
+// writes what is held (the job log's last line, at the end of the run).
 type maskingWriter struct {
 	w            io.Writer
 	c            *Console
@@ -80,9 +96,6 @@ type maskingWriter struct {
 func (m *maskingWriter) Write(p []byte) (int, error) {
 	m.c.mu.Lock()
 	defer m.c.mu.Unlock()
-	if len(m.c.Secrets) == 0 {
-		return m.w.Write(p)
-	}
 	if !m.lineBuffered {
 		if _, err := m.w.Write(m.c.mask(p)); err != nil {
 			return 0, err
@@ -117,26 +130,19 @@ func (c *Console) Flush() {
 	}
 }
 
-// redactExports masks the values of exported variables whose names say
-// they are secret, for printing a generated script.
+// redactExports masks secret values in a generated script for printing:
+// whole exports of secret-named variables, and secret-named assignments
+// inside other values (a config's benchmark_env_var="HF_TOKEN=...").
 func redactExports(script []byte) []byte {
 	lines := strings.Split(string(script), "\n")
 	for i, l := range lines {
 		t := strings.TrimSpace(l)
 		name, _, ok := strings.Cut(strings.TrimPrefix(t, "export "), "=")
-		if ok && isSecretName(name) {
+		if ok && secretAssignment.MatchString(name+"=x") {
 			lines[i] = l[:strings.Index(l, "=")+1] + "****"
+			continue
 		}
+		lines[i] = string(MaskAssignments([]byte(l)))
 	}
 	return []byte(strings.Join(lines, "\n"))
-}
-
-func isSecretName(name string) bool {
-	u := strings.ToUpper(name)
-	for _, w := range []string{"TOKEN", "SECRET", "PASSWORD", "PASSPHRASE", "API_KEY", "PRIVATE_KEY"} {
-		if strings.Contains(u, w) {
-			return true
-		}
-	}
-	return false
 }

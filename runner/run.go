@@ -532,6 +532,7 @@ func collect(ctx context.Context, sc *sbatch.Client, ws, resultsDir, testID stri
 	if log, rerr := os.ReadFile(filepath.Join(resultsDir, prefix.JobLogName)); rerr == nil {
 		ev.JobLog = log
 	}
+	maskResults(resultsDir)
 	xmls, _ := filepath.Glob(filepath.Join(resultsDir, "results*.xml"))
 	for _, x := range xmls {
 		if b, rerr := os.ReadFile(x); rerr == nil {
@@ -539,6 +540,23 @@ func collect(ctx context.Context, sc *sbatch.Client, ws, resultsDir, testID stri
 		}
 	}
 	return ev, err
+}
+
+// maskResults masks secret-named assignments in the collected scripts and
+// logs (set -x traces every export), because Jenkins archives them. The
+// verdict reads the job log before this.
+func maskResults(dir string) {
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() || !(strings.HasSuffix(p, ".log") || strings.HasSuffix(p, ".sh")) {
+			return nil
+		}
+		if b, err := os.ReadFile(p); err == nil {
+			if m := MaskAssignments(b); !bytes.Equal(m, b) {
+				atomicfile.Write(p, m, info.Mode().Perm())
+			}
+		}
+		return nil
+	})
 }
 
 func writeSummary(dir string, o *Outcome) error {

@@ -30,18 +30,21 @@ func TestConsoleMasksSecretsAcrossWrites(t *testing.T) {
 	}
 }
 
-func TestConsoleWithoutSecretsPassesBytesThrough(t *testing.T) {
+func TestConsoleMasksSecretNamedAssignments(t *testing.T) {
 	var out bytes.Buffer
 	con := NewConsole(&out, &bytes.Buffer{}, false, nil)
-	con.Out.Write([]byte("no newline yet"))
-	if out.String() != "no newline yet" {
-		t.Errorf("held back %q without any secret to mask", out.String())
+	con.Out.Write([]byte(`+ export 'pytestCommand=HF_TOKEN=hf_abc NGC_API_KEY="k 1" MY_PASSWD='x' A=1 MAX_TOKENS=3 TOKEN=t'` + "\nplain line\n"))
+	con.Out.Write([]byte("partial"))
+	con.Flush()
+	want := `+ export 'pytestCommand=HF_TOKEN=**** NGC_API_KEY=**** MY_PASSWD=**** A=1 MAX_TOKENS=3 TOKEN=****'` + "\nplain line\npartial"
+	if out.String() != want {
+		t.Errorf("got  %q\nwant %q", out.String(), want)
 	}
 }
 
 func TestRedactExports(t *testing.T) {
-	in := "export HF_TOKEN=abc\n  export NGC_API_KEY=\"x y\"\nexport jobWorkspace=/ws\nMY_PASSWORD=1"
-	want := "export HF_TOKEN=****\n  export NGC_API_KEY=****\nexport jobWorkspace=/ws\nMY_PASSWORD=****"
+	in := "export HF_TOKEN=abc\n  export NGC_API_KEY=\"x y\"\nexport jobWorkspace=/ws\nMY_PASSWORD=1\nexport BENCHMARK_ENV_VARS=\"HF_TOKEN=hf_1 A=2\""
+	want := "export HF_TOKEN=****\n  export NGC_API_KEY=****\nexport jobWorkspace=/ws\nMY_PASSWORD=****\nexport BENCHMARK_ENV_VARS=\"HF_TOKEN=**** A=2\""
 	if got := string(redactExports([]byte(in))); got != want {
 		t.Errorf("got %q", got)
 	}
