@@ -791,3 +791,60 @@ func TestRunJSONLog(t *testing.T) {
 		}
 	}
 }
+
+// TestRunSignalBeforeSubmission: interrupted while still connecting, the
+// run exits with the signal's code, not the connection's.
+func TestRunSignalBeforeSubmission(t *testing.T) {
+	j := newJob(t, "v1", "tc_gen_only_1node", nil)
+	j.env["CLUSTER_PORT"] = "1"
+	j.env["CLUSTER_RECONNECT_BUDGET"] = "60s"
+	run := j.start()
+	time.Sleep(2 * time.Second)
+	run.cmd.Process.Signal(syscall.SIGTERM)
+	if r := run.wait(); r.code != 143 {
+		t.Fatalf("exit %d, want 143", r.code)
+	}
+}
+
+// TestRunSignalDuringSubmission sends SIGTERM while sbatch runs (a slow
+// sbatch wrapper on the login node's PATH): the job sbatch created must be
+// recorded and cancelled, not left behind.
+func TestRunSignalDuringSubmission(t *testing.T) {
+	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_SLEEP": "60"}).local()
+	bin := t.TempDir()
+	marker := filepath.Join(bin, "submitted")
+	wrapper := "#!/bin/bash\nout=$(/usr/bin/sbatch \"$@\") || exit\ntouch " + marker + "\nsleep 3\nprintf '%s\\n' \"$out\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "sbatch"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := j.command()
+	for i, kv := range cmd.Env {
+		if strings.HasPrefix(kv, "PATH=") {
+			cmd.Env[i] = "PATH=" + bin + ":" + strings.TrimPrefix(kv, "PATH=")
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("sbatch never ran")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	r := j.result(cmd.Wait(), stdout.String(), stderr.String())
+	if r.code != 143 {
+		t.Fatalf("exit %d, want 143", r.code)
+	}
+	id := j.jobID(5 * time.Second)
+	if out := j.slurm("scontrol", "show", "job", "-o", id); !strings.Contains(out, "JobState=CANCELLED") {
+		t.Errorf("job %s was left behind: %s", id, out)
+	}
+}

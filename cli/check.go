@@ -36,3 +36,7 @@ func (c *checkCmd) Run(ctx context.Context, env Env) error {
 	}
 	return nil
 }
+
+func (c *checkCmd) Help() string {
+	return "Exit codes: 0 every check passed; 10 at least one failed (each ✗ says how to fix it)."
+}

@@ -45,9 +45,11 @@ type SignalError struct{ Signal os.Signal }
 
 func (s SignalError) Error() string { return "interrupted by " + s.Signal.String() }
 
-const description = `Runs a TensorRT-LLM disaggregated-serving test as one Slurm batch job and returns pytest's exit code.
+const description = "Runs a TensorRT-LLM disaggregated-serving test as one Slurm batch job and returns pytest's exit code.\n\n" + exitCodeHelp
 
-Exit codes:
+// exitCodeHelp is shown by the top-level --help and by every command that
+// can end with these codes.
+const exitCodeHelp = `Exit codes:
   0        the job COMPLETED and pytest passed
   1-5      pytest's own exit code (1 tests failed, 2 interrupted, 3 internal error, 4 usage error, 5 no tests collected)
   10       a prerequisite is missing (the checklist failed)

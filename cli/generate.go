@@ -126,3 +126,7 @@ func isDir(p string) bool {
 
 var _ = errors.New
 var _ = strings.TrimSpace
+
+func (c *generateCmd) Help() string {
+	return "Exit codes: 0 written; 11 bad input (nothing is written), including --strict-contract's refusal of a draft that uses variables the profile does not define."
+}

@@ -128,3 +128,5 @@ func orUnknown(s string) string {
 	}
 	return "asked " + s
 }
+
+func (c *attachCmd) Help() string { return exitCodeHelp }

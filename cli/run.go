@@ -25,3 +25,7 @@ func (c *runCmd) Run(ctx context.Context, env Env, g *globals) error {
 	_, err = runner.Run(ctx, s, runner.Options{DryRun: c.DryRun, FollowRoles: c.FollowRoles, PendingEvery: c.PendingEvery}, c.connector(env, con.Log.Infof), con)
 	return err
 }
+
+func (c *runCmd) Help() string {
+	return "Stages: check prerequisites, write the inputs, generate launch.sh, connect and upload, submit, follow (the job log on stdout, the runner's lines on stderr), collect results, verdict.\n\n" + exitCodeHelp
+}

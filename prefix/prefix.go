@@ -165,8 +165,10 @@ var (
 	safeWord  = regexp.MustCompile(`^[A-Za-z0-9_.+=,:@%-]+$`)
 	safePath  = regexp.MustCompile(`^/[A-Za-z0-9_./+=,:@%-]*$`)
 	mpiType   = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
-	// Stage names are Jenkins stage titles: spaces and parentheses occur.
-	stageName = regexp.MustCompile(`^[A-Za-z0-9_.+=,:@%/() -]+$`)
+	// Stage names are Jenkins stage titles, which may hold almost anything
+	// ("GB200 perf [2 nodes] #1"); the prefix quotes them, and perf-sanity-v2
+	// writes them inside double quotes, where only these characters act.
+	stageName = regexp.MustCompile("^[^\"$`\\\\\n\r]+$")
 )
 
 // LimitSeconds converts a Slurm time limit to seconds (0 for unlimited).
@@ -222,7 +224,7 @@ func (in Inputs) validate() error {
 		{"CLUSTER_WORKDIR (job workspace)", in.JobWorkspace, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
 		{"TRTLLM_NODE_DIR", in.LLMSrcNode, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
 		{"CLUSTER_LLM_DATA", in.LLMData, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
-		{"STAGE_NAME", in.StageName, stageName, "letters, digits, spaces and _ . + = , : @ % / ( ) -"},
+		{"STAGE_NAME", in.StageName, stageName, "a stage name without \", $, `, \\ or line breaks"},
 		{"DOCKER_IMAGE", in.DockerImage, imageRef, "an image reference such as nvcr.io/nvidia/tensorrt-llm/release:1.1.0"},
 		{"test list name", in.TestListName, safeWord, "a file name"},
 		{"finished file", in.FinishedFile, safePath, "an absolute path"},

@@ -82,7 +82,8 @@ func TestBuildRefusesInjection(t *testing.T) {
 		{func(i *Inputs) { i.LLMData = "/data models" }, "CLUSTER_LLM_DATA"},
 		{func(i *Inputs) { i.LLMSrcNode = "/src;rm -rf /" }, "TRTLLM_NODE_DIR"},
 		{func(i *Inputs) { i.DockerImage = "img:1 --privileged" }, "DOCKER_IMAGE"},
-		{func(i *Inputs) { i.StageName = "x'; reboot; '" }, "STAGE_NAME"},
+		{func(i *Inputs) { i.StageName = `x"; reboot; "` }, "STAGE_NAME"},
+		{func(i *Inputs) { i.StageName = "x $(reboot)" }, "STAGE_NAME"},
 		{func(i *Inputs) { i.MPIType = "pmix --overlap" }, "MPI_TYPE"},
 		{func(i *Inputs) { i.ConfigName = "../etc" }, "CONFIG_NAME"},
 		{func(i *Inputs) { i.PytestCommand = `pytest "; reboot; "` }, "PYTEST_COMMAND"},
@@ -99,6 +100,13 @@ func TestBuildRefusesInjection(t *testing.T) {
 		}
 	}
 	in := goodInputs()
+	in.StageName = "GB200 perf [2 nodes] #1 & 'more'"
+	if f, err := Build(in); err != nil {
+		t.Errorf("a Jenkins stage name was refused: %v", err)
+	} else if want := `export stageName='GB200 perf [2 nodes] #1 & '\''more'\'''`; !strings.Contains(string(f.ScriptPrefix), want) {
+		t.Errorf("stage name not quoted as %s:\n%s", want, f.ScriptPrefix)
+	}
+	in = goodInputs()
 	in.PytestCommand = "STANDIN_EXIT=1 ${llmSrcNode}/bin/pytest -v --junit-xml=$jobWorkspace/results.xml"
 	if _, err := Build(in); err != nil {
 		t.Errorf("a plain replacement command was refused: %v", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -190,17 +191,26 @@ func checkCluster(ctx context.Context, r *checklist.Report, s Settings, p *Plan,
 }
 
 func checkWorkdirAndScripts(ctx context.Context, r *checklist.Report, s Settings, t transport.Transport) {
-	wd := s.ClusterWork
-	_, err := remote(ctx, t, "mkdir -p "+shellquote.Quote(wd)+" && f=$(mktemp -p "+shellquote.Quote(wd)+" .disagg-runner-check.XXXXXX) && rm -f \"$f\"")
-	r.Add(checklist.Item{Name: "CLUSTER_WORKDIR writable", OK: err == nil, Detail: wd + orText(prefixed(": ", errText(err)), ""),
+	// Writable without writing: the folder itself when it exists, else the
+	// nearest existing parent in which run would create it.
+	wd := shellquote.Quote(s.ClusterWork)
+	_, err := remote(ctx, t, `d=`+wd+`; while [ ! -e "$d" ]; do d=$(dirname -- "$d"); done; [ -d "$d" ] && [ -w "$d" ] && [ -x "$d" ] || { echo "$d is not a writable folder" >&2; exit 1; }`)
+	r.Add(checklist.Item{Name: "CLUSTER_WORKDIR writable", OK: err == nil, Detail: s.ClusterWork + prefixed(": ", errText(err)),
 		Fix: "create CLUSTER_WORKDIR on the cluster's shared file system, writable by CLUSTER_USER"})
 
+	// The nodes run the checkout's own scripts, so the checkout must be
+	// there; a script missing from a checkout that is there is uploaded.
+	nodeDir := s.nodeDir()
+	_, err = remote(ctx, t, "test -d "+shellquote.Quote(path.Join(nodeDir, "jenkins/scripts")))
+	nodeOK := err == nil
+	r.Add(checklist.Item{Name: "TRTLLM_NODE_DIR on the cluster", OK: nodeOK, Detail: nodeDir + prefixed(": ", orText(errText(err), "")),
+		Fix: "set TRTLLM_NODE_DIR to the TensorRT-LLM checkout as the login node and the nodes see it (it must hold jenkins/scripts)"})
 	for _, script := range []struct{ name, path string }{{"run script", s.runSh()}, {"install script", s.installSh()}} {
 		_, err := remote(ctx, t, "test -f "+shellquote.Quote(script.path))
 		ok := err == nil
 		detail := script.path
-		if !ok && isFile(s.localPath(script.path)) {
-			ok, detail = true, script.path+" (missing on the cluster; uploaded from "+s.localPath(script.path)+" at submission)"
+		if !ok && nodeOK && strings.HasPrefix(script.path, strings.TrimSuffix(nodeDir, "/")+"/") && isFile(s.localPath(script.path)) {
+			ok, detail = true, script.path+" (missing in the cluster's checkout; uploaded from "+s.localPath(script.path)+" at submission)"
 		}
 		r.Add(checklist.Item{Name: script.name + " exists", OK: ok, Detail: detail, Fix: "set TRTLLM_NODE_DIR to the checkout as the nodes see it, or RUN_SH/INSTALL_SH"})
 	}

@@ -464,11 +464,17 @@ func upload(ctx context.Context, t transport.Transport, p *Plan) error {
 			return uploadErr(err)
 		}
 	}
+	nodeDir := strings.TrimSuffix(p.nodeDir(), "/") + "/"
 	for _, script := range []string{p.runSh(), p.installSh()} {
 		if err := t.Run(ctx, "test -f "+shellquote.Quote(script), nil, nil, nil); err == nil {
 			continue
 		} else if !isExit(err) {
 			return uploadErr(err)
+		}
+		// Only into the cluster's checkout (which the checklist found):
+		// a path elsewhere is a mistake to report, not a folder to create.
+		if !strings.HasPrefix(script, nodeDir) {
+			return exitcode.Withf(exitcode.Prerequisite, "%s does not exist on the cluster", script)
 		}
 		data, err := os.ReadFile(p.localPath(script))
 		if err != nil {
