@@ -76,6 +76,7 @@ func TestCheckAgainstCluster(t *testing.T) {
 			j.env["CLUSTER_KNOWN_HOSTS"] = bad
 		}, "login node reachable"},
 		{"unwritable workspace", func(j *job) { j.env["WORKSPACE"] = filepath.Join(j.workspace, "no", "such", "folder") }, "WORKSPACE writable"},
+		{"checkout missing on the cluster", func(j *job) { j.env["TRTLLM_NODE_DIR"] = "/nonexistent/TensorRT-LLM" }, "TRTLLM_NODE_DIR on the cluster"},
 	}
 	for _, b := range breakages {
 		t.Run(b.name, func(t *testing.T) {
