@@ -13,7 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 runs=${1:-5}
 seconds=${2:-60}
 
-CGO_ENABLED=0 go build -o bin/disagg-runner .
+CGO_ENABLED=0 go build -buildvcs=auto -o bin/disagg-runner .
 scripts/testcluster up >/dev/null
 eval "$(scripts/testcluster env)"
 

@@ -21,8 +21,34 @@ import (
 	"github.com/disagg-runner/disagg-runner/runner"
 )
 
-// Version is set at build time with -ldflags "-X .../cli.Version=...".
-var Version = "dev"
+// Version is set at build time with -ldflags "-X .../cli.Version=...";
+// without it, the commit the binary was built from (Go records it).
+var Version = ""
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	v := "dev"
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if m := info.Main.Version; m != "" && m != "(devel)" {
+			return m // a pseudo-version naming the commit, from the Go toolchain
+		}
+		var rev, dirty string
+		for _, s := range info.Settings {
+			switch {
+			case s.Key == "vcs.revision" && len(s.Value) >= 12:
+				rev = s.Value[:12]
+			case s.Key == "vcs.modified" && s.Value == "true":
+				dirty = "+dirty"
+			}
+		}
+		if rev != "" {
+			v += " (" + rev + dirty + ")"
+		}
+	}
+	return v
+}
 
 // Env is what a command may use of the process: its output streams and
 // environment. Tests pass their own.
@@ -111,7 +137,7 @@ func Main(ctx context.Context, args []string, env Env) (code int) {
 		kong.UsageOnError(),
 		kong.Writers(env.Stdout, env.Stderr),
 		kong.Exit(func(c int) { panic(exitRequest{c}) }),
-		kong.Vars{"version": Version},
+		kong.Vars{"version": version()},
 		kong.BindTo(ctx, (*context.Context)(nil)),
 		kong.Bind(env, &cli.globals),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
