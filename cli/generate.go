@@ -2,11 +2,9 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/disagg-runner/disagg-runner/atomicfile"
 	"github.com/disagg-runner/disagg-runner/exitcode"
@@ -124,8 +122,6 @@ func isDir(p string) bool {
 	return err == nil && st.IsDir()
 }
 
-var _ = errors.New
-var _ = strings.TrimSpace
 
 func (c *generateCmd) Help() string {
 	return "Exit codes: 0 written; 11 bad input (nothing is written), including --strict-contract's refusal of a draft that uses variables the profile does not define."
