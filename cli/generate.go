@@ -122,7 +122,6 @@ func isDir(p string) bool {
 	return err == nil && st.IsDir()
 }
 
-
 func (c *generateCmd) Help() string {
 	return "Exit codes: 0 written; 11 bad input (nothing is written), including --strict-contract's refusal of a draft that uses variables the profile does not define."
 }
