@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/disagg-runner/disagg-runner/internal/testcluster"
 )
 
 // These tests run the real binary against the real test cluster
@@ -22,30 +24,7 @@ import (
 // DISAGG_TESTCLUSTER=1 (scripts/test sets it) and then fail, not skip, if
 // the cluster is not there.
 
-var clusterEnvCache map[string]string
-
-func clusterEnv(t *testing.T) map[string]string {
-	t.Helper()
-	if os.Getenv("DISAGG_TESTCLUSTER") != "1" {
-		t.Skip("needs the test cluster: run via scripts/test, or set DISAGG_TESTCLUSTER=1 with scripts/testcluster up")
-	}
-	if clusterEnvCache != nil {
-		return clusterEnvCache
-	}
-	out, err := exec.Command("scripts/testcluster", "env").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{}
-	for _, l := range strings.Split(string(out), "\n") {
-		k, v, ok := strings.Cut(strings.TrimPrefix(l, "export "), "=")
-		if ok {
-			env[k] = strings.Trim(v, "'")
-		}
-	}
-	clusterEnvCache = env
-	return env
-}
+func clusterEnv(t *testing.T) map[string]string { return testcluster.Env(t) }
 
 // job is one prepared run of the stand-in checkout.
 type job struct {

@@ -22,47 +22,14 @@ import (
 	"time"
 
 	"github.com/disagg-runner/disagg-runner/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/testcluster"
 	"github.com/disagg-runner/disagg-runner/shellquote"
 	"github.com/disagg-runner/disagg-runner/transport"
 )
 
-var (
-	clusterOnce sync.Once
-	clusterEnv  map[string]string
-	clusterErr  error
-)
-
-// cluster returns the test cluster's settings (`scripts/testcluster env`),
-// with SLURM_CONF set for this process, or skips the test when
+// cluster returns the test cluster's settings, or skips the test when
 // DISAGG_TESTCLUSTER is not 1.
-func cluster(t *testing.T) map[string]string {
-	t.Helper()
-	if os.Getenv("DISAGG_TESTCLUSTER") != "1" {
-		t.Skip("set DISAGG_TESTCLUSTER=1 to run against the test cluster (scripts/testcluster up)")
-	}
-	clusterOnce.Do(func() {
-		out, err := exec.Command("../scripts/testcluster", "env").Output()
-		if err != nil {
-			clusterErr = fmt.Errorf("scripts/testcluster env: %v", err)
-			return
-		}
-		clusterEnv = map[string]string{}
-		line := regexp.MustCompile(`^export ([A-Z_]+)='(.*)'$`)
-		for _, l := range strings.Split(string(out), "\n") {
-			if m := line.FindStringSubmatch(l); m != nil {
-				clusterEnv[m[1]] = strings.ReplaceAll(m[2], `'\''`, `'`)
-			}
-		}
-		os.Setenv("SLURM_CONF", clusterEnv["SLURM_CONF"])
-		if out, err := exec.Command("sinfo", "-h", "-o", "%P %a").CombinedOutput(); err != nil {
-			clusterErr = fmt.Errorf("the test cluster does not answer (sinfo: %v: %s); start it with scripts/testcluster up", err, out)
-		}
-	})
-	if clusterErr != nil {
-		t.Fatal(clusterErr)
-	}
-	return clusterEnv
-}
+func cluster(t *testing.T) map[string]string { return testcluster.Env(t) }
 
 // workspace is a job workspace every node and user can read: the nodes
 // are on this machine, and the RPC test reads as nobody.

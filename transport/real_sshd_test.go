@@ -19,13 +19,14 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/disagg-runner/disagg-runner/internal/testcluster"
 	"github.com/disagg-runner/disagg-runner/shellquote"
 )
 
 // These tests talk to the OpenSSH login node of scripts/testcluster, which
 // they neither start nor stop. Run them with
 //
-//	eval "$(scripts/testcluster env)"; DISAGG_TESTCLUSTER=1 go test ./transport/ -run Real
+//	DISAGG_TESTCLUSTER=1 go test ./transport/ -run Real
 //
 // The node is shared with other tests: nothing here assumes it is idle.
 
@@ -37,18 +38,15 @@ type realCluster struct {
 
 func requireRealCluster(t *testing.T) *realCluster {
 	t.Helper()
-	if os.Getenv("DISAGG_TESTCLUSTER") != "1" {
-		t.Skip(`needs the test cluster: eval "$(scripts/testcluster env)" and set DISAGG_TESTCLUSTER=1`)
-	}
-	env := map[string]string{}
+	env := testcluster.Env(t)
 	var missing []string
 	for _, name := range []string{"CLUSTER_HOST", "CLUSTER_PORT", "CLUSTER_USER", "CLUSTER_SSH_KEY", "CLUSTER_KNOWN_HOSTS", "TESTCLUSTER_SSHD_LOG"} {
-		if env[name] = os.Getenv(name); env[name] == "" {
+		if env[name] == "" {
 			missing = append(missing, name)
 		}
 	}
 	if len(missing) > 0 {
-		t.Fatalf("DISAGG_TESTCLUSTER=1 but %s not set: eval \"$(scripts/testcluster env)\" first", strings.Join(missing, ", "))
+		t.Fatalf("scripts/testcluster env does not set %s", strings.Join(missing, ", "))
 	}
 	port, err := strconv.Atoi(env["CLUSTER_PORT"])
 	if err != nil {
