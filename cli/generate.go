@@ -9,6 +9,7 @@ import (
 	"github.com/disagg-runner/disagg-runner/atomicfile"
 	"github.com/disagg-runner/disagg-runner/exitcode"
 	"github.com/disagg-runner/disagg-runner/launch"
+	"github.com/disagg-runner/disagg-runner/runner"
 )
 
 // generateCmd takes submit.py's flags, so that a CI script can swap
@@ -37,7 +38,7 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 	}
 	profile := launch.Profile(c.Profile)
 	if profile == "" {
-		profile = launch.Detect(c.LLMSrc, isFile, isDir)
+		profile = runner.DetectProfile(c.LLMSrc)
 	}
 	req := launch.Request{
 		Profile:      profile,
@@ -110,16 +111,6 @@ func writeSummary(w io.Writer, res *launch.Result) {
 	if res.OutputDir != "" {
 		fmt.Fprintf(w, "Test output dir: %s\n", res.OutputDir)
 	}
-}
-
-func isFile(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular()
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
 }
 
 func (c *generateCmd) Help() string {

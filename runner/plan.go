@@ -157,7 +157,7 @@ func loadConfig(s Settings) (*Plan, error) {
 		}
 		p.Profile = prof
 	} else {
-		p.Profile = launch.Detect(s.TRTLLMDir, isFile, isDir)
+		p.Profile = DetectProfile(s.TRTLLMDir)
 	}
 	p.ConfigPath = launch.ConfigPath(p.Profile, s.TRTLLMDir, s.ConfigName)
 	data, err := os.ReadFile(p.ConfigPath)
@@ -255,6 +255,9 @@ func jobName(runID string) string {
 	}
 	return strings.TrimLeft(runID, "_.-")
 }
+
+// DetectProfile picks the generator profile of a checkout on this machine.
+func DetectProfile(llmSrc string) launch.Profile { return launch.Detect(llmSrc, isFile, isDir) }
 
 func isFile(p string) bool {
 	st, err := os.Stat(p)
