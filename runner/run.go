@@ -247,7 +247,7 @@ func followAndFinish(ctx context.Context, sc *sbatch.Client, id sbatch.JobID, ws
 
 	// Stage 8: the verdict.
 	done = con.Stage(8, "verdict")
-	ev.State, ev.CancelledBy, ev.CancelledByUs = final.State, final.CancelledBy, interrupted
+	ev.State, ev.CancelledBy = final.State, final.CancelledBy
 	v := verdict.Decide(ev)
 	out.ExitCode, out.PytestCode, out.PytestSource, out.Reason = v.Code, v.PytestCode, v.Source, v.Reason
 	out.RunnerEnded = time.Now()

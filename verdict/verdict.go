@@ -23,9 +23,6 @@ type Evidence struct {
 	CancelledBy string // "CANCELLED by <uid>" as sacct reports it, when known
 	JobLog      []byte // job-output.log (the benchmark step writes here)
 	JUnit       [][]byte
-	// CancelledByUs is true when the runner itself cancelled the job
-	// (after a signal); the caller then exits 130/143 anyway.
-	CancelledByUs bool
 }
 
 // Verdict is the exit code and a one-line reason.
