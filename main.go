@@ -8,8 +8,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/disagg-runner/disagg-runner/cli"
-	"github.com/disagg-runner/disagg-runner/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/cli"
+	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 )
 
 func main() {

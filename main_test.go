@@ -70,7 +70,7 @@ func cleanEnv(extra ...string) []string {
 // TestGoldenThroughBinary runs `disagg-runner generate` with each golden
 // case's exact arguments from inside a copy of the case folder.
 func TestGoldenThroughBinary(t *testing.T) {
-	root := filepath.Join("..", "shared", "golden")
+	root := filepath.Join("testdata", "shared", "golden")
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		t.Fatalf("golden cases must be at %s: %v", root, err)
@@ -158,7 +158,7 @@ func readFile(t *testing.T, p string) string {
 // TestScripts drives the real binary from the txtar scripts in
 // testdata/script (rogpeppe/go-internal's testscript).
 func TestScripts(t *testing.T) {
-	golden, err := filepath.Abs(filepath.Join("..", "shared", "golden"))
+	golden, err := filepath.Abs(filepath.Join("testdata", "shared", "golden"))
 	if err != nil {
 		t.Fatal(err)
 	}

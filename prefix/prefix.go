@@ -12,8 +12,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/disagg-runner/disagg-runner/launch"
-	"github.com/disagg-runner/disagg-runner/shellquote"
+	"github.com/disagg-runner/disagg-runner/internal/launch"
+	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
 // Inputs are the values the three files are made of.

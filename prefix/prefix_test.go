@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/disagg-runner/disagg-runner/launch"
+	"github.com/disagg-runner/disagg-runner/internal/launch"
 )
 
 func goodInputs() Inputs {

@@ -11,10 +11,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/disagg-runner/disagg-runner/checklist"
-	"github.com/disagg-runner/disagg-runner/launch"
-	"github.com/disagg-runner/disagg-runner/shellquote"
-	"github.com/disagg-runner/disagg-runner/transport"
+	"github.com/disagg-runner/disagg-runner/internal/checklist"
+	"github.com/disagg-runner/disagg-runner/internal/launch"
+	"github.com/disagg-runner/disagg-runner/internal/shellquote"
+	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
 // Connector opens the run's one transport (SSH, or local on the login

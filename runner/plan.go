@@ -18,8 +18,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/config"
-	"github.com/disagg-runner/disagg-runner/launch"
+	"github.com/disagg-runner/disagg-runner/internal/config"
+	"github.com/disagg-runner/disagg-runner/internal/launch"
 	"github.com/disagg-runner/disagg-runner/prefix"
 )
 

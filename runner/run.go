@@ -14,14 +14,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/atomicfile"
-	"github.com/disagg-runner/disagg-runner/checklist"
-	"github.com/disagg-runner/disagg-runner/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
+	"github.com/disagg-runner/disagg-runner/internal/checklist"
+	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/prefix"
 	"github.com/disagg-runner/disagg-runner/sbatch"
-	"github.com/disagg-runner/disagg-runner/shellquote"
-	"github.com/disagg-runner/disagg-runner/transport"
-	"github.com/disagg-runner/disagg-runner/verdict"
+	"github.com/disagg-runner/disagg-runner/internal/shellquote"
+	"github.com/disagg-runner/disagg-runner/internal/transport"
+	"github.com/disagg-runner/disagg-runner/internal/verdict"
 )
 
 // Options tune a run beyond its Settings.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/checklist"
-	"github.com/disagg-runner/disagg-runner/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/checklist"
+	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 )
 
 func TestConsoleMasksSecretsAcrossWrites(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/transport"
+	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
 // JobID is a Slurm job id as sbatch prints it ("1234"; "1234_5" for an

@@ -21,10 +21,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/internal/testcluster"
-	"github.com/disagg-runner/disagg-runner/shellquote"
-	"github.com/disagg-runner/disagg-runner/transport"
+	"github.com/disagg-runner/disagg-runner/internal/shellquote"
+	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
 // cluster returns the test cluster's settings, or skips the test when

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/transport"
+	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
 // answer is what the fake login node prints for one command.

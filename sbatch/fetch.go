@@ -13,7 +13,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/disagg-runner/disagg-runner/shellquote"
+	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
 // fetchAttempts bounds how often a fetch cut by a dropped connection is

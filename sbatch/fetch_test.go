@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/disagg-runner/disagg-runner/exitcode"
-	"github.com/disagg-runner/disagg-runner/transport"
+	"github.com/disagg-runner/disagg-runner/internal/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
 func writeTree(t *testing.T, root string, files map[string]string) {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/shellquote"
+	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
 const (

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/exitcode"
-	"github.com/disagg-runner/disagg-runner/transport"
+	"github.com/disagg-runner/disagg-runner/internal/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
 // hookT runs commands on this machine and lets a test act before a given

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/disagg-runner/disagg-runner/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"strings"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/shellquote"
+	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
 // ErrAccountingDisabled is in the chain of errors from sacct on a cluster

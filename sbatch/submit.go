@@ -7,8 +7,8 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/disagg-runner/disagg-runner/exitcode"
-	"github.com/disagg-runner/disagg-runner/shellquote"
+	"github.com/disagg-runner/disagg-runner/internal/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
 // ErrAlreadySubmitted is in the chain of Submit's error when the job id

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/disagg-runner/disagg-runner/exitcode"
-	"github.com/disagg-runner/disagg-runner/transport"
+	"github.com/disagg-runner/disagg-runner/internal/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
 // fakeSbatch puts an `sbatch` stand-in first in PATH for commands run

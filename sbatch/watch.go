@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/exitcode"
-	"github.com/disagg-runner/disagg-runner/shellquote"
+	"github.com/disagg-runner/disagg-runner/internal/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
 // sacctTrustedStretch is how much longer the controller's safety-net

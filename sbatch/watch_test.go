@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/exitcode"
-	"github.com/disagg-runner/disagg-runner/transport"
+	"github.com/disagg-runner/disagg-runner/internal/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
 // job builds `scontrol show job -o` lines in Slurm's field order.

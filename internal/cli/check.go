@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"context"
+	"time"
+
+	"github.com/disagg-runner/disagg-runner/internal/exitcode"
+	"github.com/disagg-runner/disagg-runner/runner"
+)
+
+type checkCmd struct {
+	connFlags `embed:""`
+	jobFlags  `embed:""`
+
+	JSON bool `name:"json" help:"Print the checklist as JSON instead of a table."`
+}
+
+func (c *checkCmd) Run(ctx context.Context, env Env) error {
+	s, err := c.jobFlags.settings(env, c.connFlags, time.Now())
+	if err != nil {
+		return err
+	}
+	report, _, t := runner.Check(ctx, s, c.connector(env, func(string, ...any) {}))
+	if t != nil {
+		t.Close()
+	}
+	if c.JSON {
+		if err := report.WriteJSON(env.Stdout); err != nil {
+			return err
+		}
+	} else {
+		report.WriteTable(env.Stdout)
+	}
+	if !report.OK() {
+		return exitcode.Withf(exitcode.Prerequisite, "%d of %d checks failed", len(report.Failed()), len(report.Items))
+	}
+	return nil
+}
+
+func (c *checkCmd) Help() string {
+	return "Exit codes: 0 every check passed; 10 at least one failed (each ✗ says how to fix it)."
+}

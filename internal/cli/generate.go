@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
+	"github.com/disagg-runner/disagg-runner/internal/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/launch"
+	"github.com/disagg-runner/disagg-runner/runner"
+)
+
+// generateCmd takes submit.py's flags, so that a CI script can swap
+// `python3 submit.py` for `disagg-runner generate` and nothing else.
+type generateCmd struct {
+	RunCI         bool   `name:"run-ci" help:"Accepted for compatibility with disagg-v1's submit.py; generation is always CI mode."`
+	LLMSrc        string `name:"llm-src" required:"" help:"TensorRT-LLM checkout root (the config YAML is found under it; relative paths stay relative in the output)." placeholder:"DIR"`
+	TestList      string `name:"test-list" required:"" help:"Test list file: pytest ids such as perf/test_perf_sanity.py::test_e2e[disagg_upload-<config>]." placeholder:"FILE"`
+	DraftLaunchSh string `name:"draft-launch-sh" required:"" help:"The checkout's draft launch logic (jenkins/scripts/perf/disaggregated/slurm_launch_draft.sh)." placeholder:"FILE"`
+	LaunchSh      string `name:"launch-sh" help:"Where to write launch.sh (atomically; nothing is written on error). Required unless --print." placeholder:"FILE"`
+	RunSh         string `name:"run-sh" required:"" help:"Run script path as seen from the nodes (written into the script)." placeholder:"PATH"`
+	InstallSh     string `name:"install-sh" required:"" help:"Install script path as seen from the nodes (written into the script)." placeholder:"PATH"`
+	ScriptPrefix  string `name:"script-prefix" required:"" help:"Script prefix file: #SBATCH directives and export lines, including 'export pytestCommand=...'." placeholder:"FILE"`
+	SrunArgs      string `name:"srun-args" required:"" help:"File of whitespace-separated srun options for every step." placeholder:"FILE"`
+	SplitGroup    int    `name:"split-group" default:"0" help:"perf-sanity-v2: which test of the list to run, 1-based; 0 means the first."`
+	StageName     string `name:"stage-name" default:"" help:"perf-sanity-v2: the Jenkins stage name; GB300 and B200 in it select UCX settings."`
+
+	Profile        string `name:"profile" env:"DISAGG_PROFILE" enum:",disagg-v1,perf-sanity-v2" default:"" help:"Generator profile: disagg-v1 or perf-sanity-v2. Default: detected from the checkout (perf-sanity-v2 when it has jenkins/scripts/perf/submit.py and tests/scripts/perf-sanity/disaggregated/)."`
+	Print          bool   `name:"print" help:"Write the generated script to stdout instead of --launch-sh; the summary goes to stderr."`
+	StrictContract bool   `name:"strict-contract" help:"Fail (exit 11, nothing written) when the draft uses variables the profile does not define. Without it, generate only warns; run always refuses."`
+}
+
+func (c *generateCmd) Run(ctx context.Context, env Env) error {
+	if c.LaunchSh == "" && !c.Print {
+		return exitcode.Withf(exitcode.BadInput, "--launch-sh is required (or --print to write the script to stdout)")
+	}
+	profile := launch.Profile(c.Profile)
+	if profile == "" {
+		profile = runner.DetectProfile(c.LLMSrc)
+	}
+	req := launch.Request{
+		Profile:      profile,
+		LLMSrc:       c.LLMSrc,
+		TestListPath: c.TestList,
+		DraftPath:    c.DraftLaunchSh,
+		PrefixPath:   c.ScriptPrefix,
+		SrunArgsPath: c.SrunArgs,
+		RunSh:        c.RunSh,
+		InstallSh:    c.InstallSh,
+		SplitGroup:   c.SplitGroup,
+		StageName:    c.StageName,
+	}
+	if v, ok := env.LookupEnv("TRTLLM_DISAGG_CT_PRECHECK"); ok {
+		req.PrecheckSwitch = &v
+	}
+	res, err := launch.Generate(req, os.ReadFile)
+	if err != nil {
+		return exitcode.With(exitcode.BadInput, err)
+	}
+
+	summary := env.Stdout
+	if c.Print {
+		summary = env.Stderr
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(summary, w)
+	}
+	if len(res.Contract) > 0 {
+		msg := launch.FormatMissing(c.DraftLaunchSh, profile, res.Contract)
+		if c.StrictContract {
+			return exitcode.Withf(exitcode.BadInput, "%s", msg)
+		}
+		fmt.Fprintf(env.Stderr, "disagg-runner: warning: %s\n", msg)
+	}
+	writeSummary(summary, res)
+	if c.Print {
+		_, err := env.Stdout.Write(res.Script)
+		return err
+	}
+	if err := atomicfile.Write(c.LaunchSh, res.Script, 0o644); err != nil {
+		return exitcode.With(exitcode.BadInput, fmt.Errorf("writing --launch-sh: %w", err))
+	}
+	fmt.Fprintf(summary, "Launch script generated at: %s\n", c.LaunchSh)
+	return nil
+}
+
+// writeSummary prints what submit.py prints before writing: which test,
+// which config, and the layout computed from it.
+func writeSummary(w io.Writer, res *launch.Result) {
+	h := res.Hardware
+	mode := res.TestID.Mode
+	if mode == "" {
+		mode = "e2e"
+		if res.GenOnly {
+			mode = "gen_only"
+		}
+	}
+	if res.GenOnly {
+		mode += " (no context servers)"
+	}
+	fmt.Fprintf(w, "Profile: %s\n", res.Profile)
+	fmt.Fprintf(w, "Test: %s\n", res.TestID.Line)
+	fmt.Fprintf(w, "Config: %s\n", res.ConfigPath)
+	fmt.Fprintf(w, "Benchmark mode: %s\n", mode)
+	fmt.Fprintf(w, "Hardware: %d CTX server(s) x %d GPU(s) on %d node(s), %d GEN server(s) x %d GPU(s) on %d node(s), %d GPU(s) per node: %d node(s), %d GPU(s) in all\n",
+		h.NumCtxServers, h.GPUsPerCtxServer, h.NodesPerCtxServer,
+		h.NumGenServers, h.GPUsPerGenServer, h.NodesPerGenServer,
+		h.GPUsPerNode, h.TotalNodes, h.TotalGPUs)
+	if res.OutputDir != "" {
+		fmt.Fprintf(w, "Test output dir: %s\n", res.OutputDir)
+	}
+}
+
+func (c *generateCmd) Help() string {
+	return "Exit codes: 0 written; 11 bad input (nothing is written), including --strict-contract's refusal of a draft that uses variables the profile does not define."
+}

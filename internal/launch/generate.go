@@ -1,0 +1,484 @@
+package launch
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/disagg-runner/disagg-runner/internal/config"
+)
+
+// Request names the generator's inputs, as submit.py's flags do.
+type Request struct {
+	Profile      Profile
+	LLMSrc       string // checkout root, as given (may be relative)
+	TestListPath string
+	DraftPath    string
+	PrefixPath   string
+	SrunArgsPath string
+	RunSh        string // node path of the run script, written into the script
+	InstallSh    string // node path of the install script
+	SplitGroup   int    // v2: 1-based test number, 0 = first
+	StageName    string // v2: selects UCX settings
+	// PrecheckSwitch is TRTLLM_DISAGG_CT_PRECHECK when it is set (v2):
+	// "1" forces the precheck on, anything else off. Nil: the YAML decides.
+	PrecheckSwitch *string
+}
+
+// ReadFunc reads one input file. A missing file must yield an error for
+// which errors.Is(err, fs.ErrNotExist) holds.
+type ReadFunc func(path string) ([]byte, error)
+
+// Hardware is the layout computed from the config.
+type Hardware struct {
+	NumCtxServers, NumGenServers                     int
+	GPUsPerNode, GPUsPerCtxServer, GPUsPerGenServer  int
+	NodesPerCtxServer, NodesPerGenServer             int
+	GPUsPerNodePerCtxServer, GPUsPerNodePerGenServer int
+	TotalNodes, TotalGPUs                            int
+}
+
+// Result is a generated launch script and what was learned making it.
+type Result struct {
+	Script     []byte
+	Profile    Profile
+	TestID     TestID
+	ConfigPath string
+	Config     *config.Config
+	Hardware   Hardware
+	GenOnly    bool   // no CTX servers run (v1 gen-only, v2 gen_only_no_context)
+	OutputDir  string // v2 testOutputDir; "" for v1
+	// Warnings are notes upstream prints on stdout (e.g. the queue-size cap).
+	Warnings []string
+	// Contract lists the variables the draft uses that nothing defines.
+	Contract []MissingVar
+}
+
+// Generate builds launch.sh. It reads its inputs only through read, so it
+// never touches the file system itself.
+func Generate(req Request, read ReadFunc) (*Result, error) {
+	if req.Profile != V1 && req.Profile != V2 {
+		return nil, fmt.Errorf("unknown profile %q: expected %s or %s", req.Profile, V1, V2)
+	}
+	if err := req.validate(); err != nil {
+		return nil, err
+	}
+	testList, err := readInput(read, req.TestListPath, "--test-list")
+	if err != nil {
+		return nil, err
+	}
+	id, err := ParseTestList(req.Profile, testList, req.TestListPath, req.SplitGroup)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Profile: req.Profile, TestID: id, ConfigPath: ConfigPath(req.Profile, req.LLMSrc, id.ConfigName)}
+	if req.Profile == V2 {
+		if err := checkUnquotedPath("--llm-src", req.LLMSrc); err != nil {
+			return nil, err
+		}
+	}
+	yamlBytes, err := read(res.ConfigPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("Config file not found: %s (from test id %q)", res.ConfigPath, id.Bracket)
+	} else if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if res.Config, err = config.Parse(yamlBytes, res.ConfigPath); err != nil {
+		return nil, err
+	}
+	if err := checkEnvStrings(res.Config, res.ConfigPath); err != nil {
+		return nil, err
+	}
+	prefix, err := readInput(read, req.PrefixPath, "--script-prefix")
+	if err != nil {
+		return nil, err
+	}
+	srunRaw, err := readInput(read, req.SrunArgsPath, "--srun-args")
+	if err != nil {
+		return nil, err
+	}
+	srunArgs := pyFields(string(srunRaw))
+	for _, a := range srunArgs {
+		if err := checkDoubleQuoted(req.SrunArgsPath, a); err != nil {
+			return nil, err
+		}
+	}
+	draft, err := readInput(read, req.DraftPath, "--draft-launch-sh")
+	if err != nil {
+		return nil, err
+	}
+	var gate []byte
+	gatePath := ""
+	if req.Profile == V2 {
+		gatePath = pyJoin(path.Dir(req.DraftPath), GateFile)
+		if gate, err = read(gatePath); err != nil {
+			return nil, fmt.Errorf("precheck gate library %s not found at %s (perf-sanity-v2 needs it beside the draft): %w", GateFile, gatePath, unwrapPathError(err))
+		}
+	}
+
+	prefixLines := strings.Split(string(prefix), "\n")
+	var out []byte
+	if req.Profile == V1 {
+		out, err = renderV1(req, res, prefixLines, srunArgs, draft)
+	} else {
+		out, err = renderV2(req, res, prefixLines, srunArgs, draft, gate)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.Script = out
+	res.Contract = CheckContract(ContractInput{
+		Draft:     draft,
+		Defined:   [][]byte{out[:len(out)-len(draftPart(req.Profile, draft))]},
+		DraftPath: req.DraftPath,
+	})
+	return res, nil
+}
+
+// draftPart is the draft as it ends up in the output, which is what the
+// contract check must not count as a definition source twice.
+func draftPart(p Profile, draft []byte) []byte {
+	if p == V1 {
+		return draft
+	}
+	return []byte(strings.Join(nonEmptyStripped(strings.Split(string(draft), "\n")), "\n"))
+}
+
+func readInput(read ReadFunc, path, flag string) ([]byte, error) {
+	if path == "" {
+		return nil, fmt.Errorf("%s is required", flag)
+	}
+	b, err := read(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flag, path, unwrapPathError(err))
+	}
+	return b, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Layout computes the job's hardware layout as the profile's generator
+// does, and whether it runs without CTX servers. testMode is the v2 test-id
+// mode ("e2e" or "gen_only"); v1 ignores it and reads benchmark.mode.
+func Layout(p Profile, c *config.Config, testMode, cfgPath string) (Hardware, bool, error) {
+	genOnly := genOnlyWithoutContext(p, c, testMode)
+	hw, err := computeHardware(p, c, genOnly, cfgPath)
+	return hw, genOnly, err
+}
+
+func genOnlyWithoutContext(p Profile, c *config.Config, testMode string) bool {
+	if p == V1 {
+		mode := "e2e"
+		if c.Benchmark.ModePresent {
+			mode = c.Benchmark.Mode
+		}
+		return strings.Contains(mode, "gen_only")
+	}
+	return testMode == "gen_only" && strings.Contains(c.Benchmark.Mode, "gen_only_no_context")
+}
+
+// computeHardware applies the layout formulas; genOnly forces the CTX
+// count to 0 (it need not be configured then).
+func computeHardware(p Profile, c *config.Config, genOnly bool, cfgPath string) (Hardware, error) {
+	hw := c.Hardware
+	if p == V2 && hw.GPUsPerNode == nil {
+		return Hardware{}, fmt.Errorf("%s: hardware.gpus_per_node is required", cfgPath)
+	}
+	var missing []string
+	if hw.GPUsPerNode == nil {
+		missing = append(missing, "hardware.gpus_per_node")
+	}
+	if hw.NumGenServers == nil {
+		missing = append(missing, "hardware.num_gen_servers")
+	}
+	if hw.NumCtxServers == nil && !genOnly {
+		missing = append(missing, "hardware.num_ctx_servers")
+	}
+	if len(missing) > 0 {
+		msg := "Missing required hardware configuration"
+		if p == V2 {
+			msg = "Missing required disagg hardware configuration"
+		}
+		return Hardware{}, fmt.Errorf("%s: %s: %s not set", cfgPath, msg, strings.Join(missing, ", "))
+	}
+	h := Hardware{
+		NumGenServers:    *hw.NumGenServers,
+		GPUsPerNode:      *hw.GPUsPerNode,
+		GPUsPerCtxServer: c.Ctx.GPUs(),
+		GPUsPerGenServer: c.Gen.GPUs(),
+	}
+	if !genOnly {
+		h.NumCtxServers = *hw.NumCtxServers
+	}
+	// config.Parse guarantees GPUsPerNode > 0, so these never divide by 0.
+	h.NodesPerCtxServer = ceilDiv(h.GPUsPerCtxServer, h.GPUsPerNode)
+	h.NodesPerGenServer = ceilDiv(h.GPUsPerGenServer, h.GPUsPerNode)
+	h.GPUsPerNodePerCtxServer = min(h.GPUsPerCtxServer, h.GPUsPerNode)
+	h.GPUsPerNodePerGenServer = min(h.GPUsPerGenServer, h.GPUsPerNode)
+	h.TotalNodes = h.NumCtxServers*h.NodesPerCtxServer + h.NumGenServers*h.NodesPerGenServer
+	h.TotalGPUs = h.TotalNodes * h.GPUsPerNode
+	return h, nil
+}
+
+// hardwareExports are the layout's export lines, in the profile's order
+// (v2 adds the per-node GPU counts before the totals).
+func hardwareExports(p Profile, hw Hardware) []string {
+	lines := []string{
+		"export numCtxServers=" + itoa(hw.NumCtxServers),
+		"export numGenServers=" + itoa(hw.NumGenServers),
+		"export gpusPerNode=" + itoa(hw.GPUsPerNode),
+		"export gpusPerCtxServer=" + itoa(hw.GPUsPerCtxServer),
+		"export gpusPerGenServer=" + itoa(hw.GPUsPerGenServer),
+		"export nodesPerCtxServer=" + itoa(hw.NodesPerCtxServer),
+		"export nodesPerGenServer=" + itoa(hw.NodesPerGenServer),
+	}
+	if p == V2 {
+		lines = append(lines,
+			"export gpusPerNodePerCtxServer="+itoa(hw.GPUsPerNodePerCtxServer),
+			"export gpusPerNodePerGenServer="+itoa(hw.GPUsPerNodePerGenServer))
+	}
+	return append(lines, "export totalNodes="+itoa(hw.TotalNodes), "export totalGpus="+itoa(hw.TotalGPUs))
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func srunBlock(args []string) string {
+	var b strings.Builder
+	b.WriteString("srunArgs=(\n")
+	for _, a := range args {
+		b.WriteString(`  "` + a + "\"\n")
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+func renderV1(req Request, res *Result, prefix, srunArgs []string, draft []byte) ([]byte, error) {
+	c := res.Config
+	res.GenOnly = genOnlyWithoutContext(V1, c, "")
+	hw, err := computeHardware(V1, c, res.GenOnly, res.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	res.Hardware = hw
+
+	worker, server, bench := c.Environment.WorkerEnvVar, c.Environment.ServerEnvVar, c.Environment.BenchmarkEnvVar
+	lines := prefix
+	if res.GenOnly {
+		conc, err := c.Benchmark.SingleConcurrency()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", res.ConfigPath, err)
+		}
+		worker = "TRTLLM_DISAGG_BENCHMARK_GEN_ONLY=1 TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP=1 TLLM_BENCHMARK_REQ_QUEUES_SIZE=" + itoa(conc) + " " + worker
+		server = "TRTLLM_DISAGG_BENCHMARK_GEN_ONLY=1 " + server
+		lines = append(lines, "export TRTLLM_DISAGG_BENCHMARK_GEN_ONLY=1")
+		srunArgs = append(srunArgs, "--container-env=TRTLLM_DISAGG_BENCHMARK_GEN_ONLY")
+	}
+	noLaunch := ""
+	if pl, ok := findPytestLine(prefix); ok {
+		renamed := strings.ReplaceAll(pl, "pytestCommand", "pytestCommandNoLLMAPILaunch")
+		var kept []string
+		for _, t := range pyFields(renamed) {
+			if !isLLMAPILaunch(t) {
+				kept = append(kept, t)
+			}
+		}
+		noLaunch = strings.Join(kept, " ")
+	}
+	lines = append(lines,
+		noLaunch,
+		`export pytestCommandWorker="unset UCX_TLS && `+worker+` $pytestCommand"`,
+		`export pytestCommandDisaggServer="`+server+` $pytestCommandNoLLMAPILaunch"`,
+		`export pytestCommandBenchmark="`+bench+` $pytestCommandNoLLMAPILaunch"`,
+		"export runScript="+req.RunSh,
+		"export installScript="+req.InstallSh,
+	)
+	lines = append(lines, hardwareExports(V1, hw)...)
+	srunArgs = append(srunArgs, "--container-env=DISAGG_SERVING_TYPE", "--container-env=pytestCommand")
+
+	var b strings.Builder
+	b.WriteString(strings.Join(lines, "\n"))
+	b.WriteString("\n")
+	b.WriteString(srunBlock(srunArgs))
+	b.WriteString("\n")
+	b.Write(draft)
+	return []byte(b.String()), nil
+}
+
+// envBase is the start of every v2 worker's environment. The backslash is
+// literal in the output: the variable is expanded on the node, per task.
+const envBase = `FLASHINFER_JIT_DIR=/tmp/flashinfer_jit_cache_\${SLURM_LOCALID} HF_HOME=/tmp/hf_home`
+
+func joinNonEmpty(parts ...string) string {
+	var kept []string
+	for _, p := range parts {
+		if p != "" {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, " ")
+}
+
+func ucxCommand(stage string) string {
+	up := strings.ToUpper(stage)
+	switch {
+	case strings.Contains(up, "GB300"):
+		return "export UCX_TLS=cuda_copy,cuda_ipc,sm,self,tcp &&"
+	case strings.Contains(up, "B200") && !strings.Contains(up, "GB200"):
+		return "export UCX_TLS=^ib &&"
+	}
+	return "unset UCX_TLS UCX_NET_DEVICES &&"
+}
+
+func renderV2(req Request, res *Result, prefix, srunArgs []string, draft, gate []byte) ([]byte, error) {
+	c := res.Config
+	id := res.TestID
+	res.GenOnly = genOnlyWithoutContext(V2, c, id.Mode)
+	hw, err := computeHardware(V2, c, res.GenOnly, res.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	res.Hardware = hw
+
+	env := c.Environment
+	ctxEnv := pyRstrip(envBase + " " + joinNonEmpty(env.WorkerEnvVar, env.CtxWorkerEnvVar))
+	genEnv := pyRstrip(envBase + " " + joinNonEmpty(env.WorkerEnvVar, env.GenWorkerEnvVar))
+	serverEnv := env.ServerEnvVar
+
+	lines := prefix
+	switch {
+	case res.GenOnly:
+		genEnv = "TRTLLM_DISAGG_BENCHMARK_GEN_ONLY=1 " + genEnv
+		serverEnv = "TRTLLM_DISAGG_BENCHMARK_GEN_ONLY=1 " + serverEnv
+		lines = append(lines, "export TRTLLM_DISAGG_BENCHMARK_GEN_ONLY=1")
+		srunArgs = append(srunArgs, "--container-env=TRTLLM_DISAGG_BENCHMARK_GEN_ONLY")
+	case id.Mode == "gen_only":
+		q, warning, err := requestQueueSize(c)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", res.ConfigPath, err)
+		}
+		if warning != "" {
+			res.Warnings = append(res.Warnings, warning)
+		}
+		ctxEnv = "TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP=1 " + ctxEnv
+		genEnv = "TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP=1 TLLM_BENCHMARK_REQ_QUEUES_SIZE=" + itoa(q) + " " + genEnv
+	}
+
+	var workerLine, serverLine, benchLine string
+	pytestLine, hasPytest := findPytestLine(prefix)
+	if hasPytest {
+		workerLine = derivePytestLine(pytestLine, "partialPytestCommandWorker", isOutputFileOption)
+		serverLine = derivePytestLine(pytestLine, "partialPytestCommandDisaggServer", func(g string) bool {
+			return isLLMAPILaunch(g) || isOutputFileOption(g)
+		})
+		benchLine = derivePytestLine(pytestLine, "partialPytestCommandBenchmark", isLLMAPILaunch)
+	}
+	res.OutputDir = testOutputDir(pytestLine, id.Bracket)
+
+	precheck := c.Precheck.Enabled
+	if req.PrecheckSwitch != nil {
+		precheck = *req.PrecheckSwitch == "1"
+	}
+	relConfig, err := relPath(res.ConfigPath, req.LLMSrc)
+	if err != nil {
+		return nil, err
+	}
+	ucx := ucxCommand(req.StageName)
+	precheckCmd := "python3 $llmSrcNode/tests/scripts/perf-sanity/cache_transceiver_precheck/run_precheck.py" +
+		" --config $llmSrcNode/" + relConfig +
+		" --work-dir $testOutputDir/cache_transceiver_precheck" +
+		" --benchmark-mode " + id.Mode + " --llm-src $llmSrcNode"
+
+	lines = append(lines,
+		workerLine, serverLine, benchLine,
+		`export PYTEST_COMMON_VARS=""`,
+		`export CTX_WORKER_ENV_VARS="`+ctxEnv+`"`,
+		`export GEN_WORKER_ENV_VARS="`+genEnv+`"`,
+		`export SERVER_ENV_VARS="`+serverEnv+`"`,
+		`export BENCHMARK_ENV_VARS="`+env.BenchmarkEnvVar+`"`,
+		`export pytestCommandCTXWorker="`+ucx+` $CTX_WORKER_ENV_VARS $PYTEST_COMMON_VARS $partialPytestCommandWorker"`,
+		`export pytestCommandGENWorker="`+ucx+` $GEN_WORKER_ENV_VARS $PYTEST_COMMON_VARS $partialPytestCommandWorker"`,
+		`export pytestCommandDisaggServer="`+ucx+` $SERVER_ENV_VARS $PYTEST_COMMON_VARS $partialPytestCommandDisaggServer"`,
+		`export pytestCommandBenchmark="`+ucx+` $BENCHMARK_ENV_VARS $PYTEST_COMMON_VARS $partialPytestCommandBenchmark"`,
+		"export runScript="+req.RunSh,
+		"export installScript="+req.InstallSh,
+		"export configYamlPath="+res.ConfigPath,
+	)
+	lines = append(lines, hardwareExports(V2, hw)...)
+	lines = append(lines,
+		"export testOutputDir="+res.OutputDir,
+		"export ctPrecheckEnabled="+boolDigit(precheck),
+		"export ctPrecheckTimeout="+itoa(c.Precheck.StepTimeoutS),
+		`export stageName="`+req.StageName+`"`,
+		"export precheckRunScript=$llmSrcNode/jenkins/scripts/perf/disaggregated/slurm_precheck_run.sh",
+		`export pytestCommandCTXPrecheck="`+ucx+` $CTX_WORKER_ENV_VARS `+precheckCmd+` --role ctx"`,
+		`export pytestCommandGENPrecheck="`+ucx+` $GEN_WORKER_ENV_VARS `+precheckCmd+` --role gen"`,
+	)
+	srunArgs = append(srunArgs, "--container-env=DISAGG_SERVING_TYPE", "--container-env=pytestCommand")
+
+	var b strings.Builder
+	b.WriteString(strings.Join(nonEmptyStripped(lines), "\n"))
+	b.WriteString("\n")
+	b.WriteString(srunBlock(nonEmptyStripped(srunArgs)))
+	b.WriteString("\n")
+	b.WriteString(strings.Join(nonEmptyStripped(strings.Split(string(gate), "\n")), "\n"))
+	b.WriteString("\n")
+	b.WriteString(string(draftPart(V2, draft)))
+	return []byte(b.String()), nil
+}
+
+func boolDigit(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// requestQueueSize caps the gen-only fill target to what the GEN executor
+// can hold, as upstream's perf-sanity generator does.
+func requestQueueSize(c *config.Config) (int, string, error) {
+	conc, err := c.Benchmark.SingleConcurrency()
+	if err != nil {
+		return 0, "", err
+	}
+	maxBatch := conc
+	if c.Gen.MaxBatchSize != nil {
+		maxBatch = *c.Gen.MaxBatchSize
+	}
+	tp := c.Gen.TensorParallel
+	capacity := maxBatch
+	if c.Gen.EnableAttentionDP {
+		capacity = maxBatch * tp
+	}
+	q := min(capacity, conc)
+	if q < conc {
+		attn := "False"
+		if c.Gen.EnableAttentionDP {
+			attn = "True"
+		}
+		return q, fmt.Sprintf("[WARNING] TLLM_BENCHMARK_REQ_QUEUES_SIZE capped to %d (max_batch_size=%d, tp_size=%d, attention_dp=%s) instead of concurrency=%d. The fill loop cannot reach a target above the GEN executor capacity.", q, maxBatch, tp, attn, conc), nil
+	}
+	return q, "", nil
+}
+
+// relPath is os.path.relpath(target, base) for the paths the generator
+// builds (both relative or both absolute, as they share llmSrc).
+func relPath(target, base string) (string, error) {
+	if filepath.IsAbs(target) != filepath.IsAbs(base) {
+		// An absolute config name component would have reset the join;
+		// the config name check rules that out, so this is a bug guard.
+		return "", fmt.Errorf("config path %s is not under --llm-src %s", target, base)
+	}
+	return filepath.Rel(filepath.Clean(base), filepath.Clean(target))
+}

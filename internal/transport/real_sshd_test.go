@@ -1,0 +1,346 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/disagg-runner/disagg-runner/internal/testcluster"
+	"github.com/disagg-runner/disagg-runner/internal/shellquote"
+)
+
+// These tests talk to the OpenSSH login node of scripts/testcluster, which
+// they neither start nor stop. Run them with
+//
+//	DISAGG_TESTCLUSTER=1 go test ./transport/ -run Real
+//
+// The node is shared with other tests: nothing here assumes it is idle.
+
+type realCluster struct {
+	cfg     SSHConfig
+	sshdLog string
+	known   []ssh.PublicKey // the node's host keys, as its known_hosts lists them
+}
+
+func requireRealCluster(t *testing.T) *realCluster {
+	t.Helper()
+	env := testcluster.Env(t)
+	var missing []string
+	for _, name := range []string{"CLUSTER_HOST", "CLUSTER_PORT", "CLUSTER_USER", "CLUSTER_SSH_KEY", "CLUSTER_KNOWN_HOSTS", "TESTCLUSTER_SSHD_LOG"} {
+		if env[name] == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("scripts/testcluster env does not set %s", strings.Join(missing, ", "))
+	}
+	port, err := strconv.Atoi(env["CLUSTER_PORT"])
+	if err != nil {
+		t.Fatalf("CLUSTER_PORT=%q: %v", env["CLUSTER_PORT"], err)
+	}
+	c := &realCluster{
+		cfg: SSHConfig{
+			Host:           env["CLUSTER_HOST"],
+			Port:           port,
+			User:           env["CLUSTER_USER"],
+			KeyFile:        env["CLUSTER_SSH_KEY"],
+			KnownHostsFile: env["CLUSTER_KNOWN_HOSTS"],
+			Logf:           newLogLines(t).logf,
+		},
+		sshdLog: env["TESTCLUSTER_SSHD_LOG"],
+	}
+	data, err := os.ReadFile(c.cfg.KnownHostsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(data) > 0 {
+		_, _, key, _, rest, err := ssh.ParseKnownHosts(data)
+		if err != nil {
+			break
+		}
+		c.known = append(c.known, key)
+		data = rest
+	}
+	if len(c.known) == 0 {
+		t.Fatalf("%s lists no host keys", c.cfg.KnownHostsFile)
+	}
+	return c
+}
+
+func (c *realCluster) dial(t *testing.T, cfg SSHConfig) *SSH {
+	t.Helper()
+	s, err := DialSSH(testCtx(t), cfg)
+	if err != nil {
+		t.Fatalf("DialSSH: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func (c *realCluster) knownKey(t *testing.T, keyType string) ssh.PublicKey {
+	t.Helper()
+	for _, k := range c.known {
+		if k.Type() == keyType {
+			return k
+		}
+	}
+	t.Skipf("the cluster's known_hosts has no %s key", keyType)
+	return nil
+}
+
+func (c *realCluster) addr() string {
+	return fmt.Sprintf("%s:%d", c.cfg.Host, c.cfg.Port)
+}
+
+var acceptedRE = regexp.MustCompile(`Accepted publickey for \S+ from \S+ port (\d+)`)
+
+// acceptedPorts lists the client ports of the logins in the sshd log.
+func (c *realCluster) acceptedPorts(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(c.sshdLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ports []string
+	for _, m := range acceptedRE.FindAllSubmatch(data, -1) {
+		ports = append(ports, string(m[1]))
+	}
+	return ports
+}
+
+func TestRealSSHDRun(t *testing.T) {
+	c := requireRealCluster(t)
+	s := c.dial(t, c.cfg)
+	ctx := testCtx(t)
+
+	var out bytes.Buffer
+	if err := s.Run(ctx, "sinfo -h -o %D", nil, &out, nil); err != nil {
+		t.Fatalf("sinfo: %v", err)
+	}
+	total := 0
+	for _, line := range strings.Fields(out.String()) {
+		n, err := strconv.Atoi(line)
+		if err != nil {
+			t.Fatalf("sinfo printed %q", out.String())
+		}
+		total += n
+	}
+	if total == 0 {
+		t.Errorf("sinfo counts no nodes: %q", out.String())
+	}
+
+	err := s.Run(ctx, "echo to-out; echo why >&2; exit 3", nil, nil, nil)
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != 3 || ee.Stderr != "why" {
+		t.Errorf("exit 3: got %#v", err)
+	}
+	if err := s.Run(ctx, "kill -KILL $$", nil, nil, nil); !errors.As(err, &ee) || ee.Code != -1 {
+		t.Errorf("killed by a signal: got %v", err)
+	}
+	if err := s.Run(ctx, "sbatch --definitely-not-an-option", nil, nil, nil); !errors.As(err, &ee) || ee.Code == 0 || ee.Stderr == "" {
+		t.Errorf("a failing Slurm command: got %v", err)
+	}
+
+	// The command runs under bash whatever root's login shell is.
+	out.Reset()
+	if err := s.Run(ctx, `[[ -n $BASH_VERSION ]] && printf '%s' "$((6*7))"`, nil, &out, nil); err != nil || out.String() != "42" {
+		t.Errorf("bash: %q %v", out.String(), err)
+	}
+
+	data := bytes.Repeat([]byte("slurm\n"), 100000)
+	out.Reset()
+	if err := s.Run(ctx, "wc -c", bytes.NewReader(data), &out, nil); err != nil || strings.TrimSpace(out.String()) != strconv.Itoa(len(data)) {
+		t.Errorf("stdin: %q %v", out.String(), err)
+	}
+}
+
+func TestRealSSHDWriteFile(t *testing.T) {
+	c := requireRealCluster(t)
+	s := c.dial(t, c.cfg)
+	ctx := testCtx(t)
+
+	var out bytes.Buffer
+	if err := s.Run(ctx, "mktemp -d", nil, &out, nil); err != nil {
+		t.Fatal(err)
+	}
+	dir := strings.TrimSpace(out.String())
+	t.Cleanup(func() { s.Run(context.Background(), "rm -rf "+shellquote.Quote(dir), nil, nil, nil) })
+
+	path := dir + "/job ws/it's/launch.sh"
+	data := []byte("#!/bin/bash\n#SBATCH --nodes=2\nsrun hostname\n")
+	if err := s.WriteFile(ctx, path, data, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := s.Run(ctx, "cat "+shellquote.Quote(path)+" && stat -c %a "+shellquote.Quote(path), nil, &out, nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := string(data) + "750\n"; out.String() != want {
+		t.Errorf("read back %q, want %q", out.String(), want)
+	}
+	out.Reset()
+	if err := s.Run(ctx, "ls -A "+shellquote.Quote(dir+"/job ws/it's"), nil, &out, nil); err != nil || out.String() != "launch.sh\n" {
+		t.Errorf("folder holds %q (%v), want only launch.sh", out.String(), err)
+	}
+}
+
+func TestRealSSHDHostKeys(t *testing.T) {
+	c := requireRealCluster(t)
+	ed := c.knownKey(t, ssh.KeyAlgoED25519)
+
+	t.Run("wrong key", func(t *testing.T) {
+		cfg := c.cfg
+		cfg.KnownHostsFile = writeKnownHosts(t, c.addr(), testSigner(t, "not-the-cluster-ed25519").PublicKey())
+		_, err := DialSSH(testCtx(t), cfg)
+		wantUnreachable(t, err, "MISMATCH", ssh.FingerprintSHA256(ed), cfg.KnownHostsFile)
+	})
+
+	// OpenSSH would offer ed25519 first; only the RSA key is recorded.
+	t.Run("rsa only", func(t *testing.T) {
+		cfg := c.cfg
+		cfg.KnownHostsFile = writeKnownHosts(t, c.addr(), c.knownKey(t, ssh.KeyAlgoRSA))
+		s := c.dial(t, cfg)
+		if err := s.Run(testCtx(t), "true", nil, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	// The fix the error suggests, run as suggested, makes the next dial work.
+	t.Run("unknown then ssh-keyscan", func(t *testing.T) {
+		cfg := c.cfg
+		cfg.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts")
+		os.WriteFile(cfg.KnownHostsFile, nil, 0o600)
+		_, err := DialSSH(testCtx(t), cfg)
+		wantUnreachable(t, err, "unknown host")
+		m := regexp.MustCompile("`(ssh-keyscan [^`]+)`").FindStringSubmatch(err.Error())
+		if m == nil {
+			t.Fatalf("no ssh-keyscan command in %v", err)
+		}
+		if out, err := exec.Command("bash", "-c", m[1]).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", m[1], err, out)
+		}
+		c.dial(t, cfg)
+	})
+
+	t.Run("accept-new", func(t *testing.T) {
+		cfg := c.cfg
+		cfg.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts")
+		cfg.AcceptNewHostKey = true
+		c.dial(t, cfg).Close()
+		cfg.AcceptNewHostKey = false
+		c.dial(t, cfg)
+		got, _ := os.ReadFile(cfg.KnownHostsFile)
+		if !strings.HasPrefix(string(got), knownhosts.Normalize(c.addr())+" ") {
+			t.Errorf("recorded %q", got)
+		}
+	})
+}
+
+// Many Runs, in parallel and in sequence, share one connection: sshd logs
+// one login. Other users of the node may log in meanwhile, so a count that
+// is off is measured again before failing; our own extra logins would show
+// every time.
+func TestRealSSHDOneConnection(t *testing.T) {
+	c := requireRealCluster(t)
+	var last string
+	for try := 1; try <= 3; try++ {
+		before := len(c.acceptedPorts(t))
+		s := c.dial(t, c.cfg)
+		ctx := testCtx(t)
+		var wg sync.WaitGroup
+		for range 24 {
+			wg.Go(func() {
+				if err := s.Run(ctx, "squeue -h -o %i >/dev/null; sleep 0.1", nil, nil, nil); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		for range 5 {
+			if err := s.WriteFile(ctx, "/tmp/disagg-transport-test-"+strconv.Itoa(os.Getpid()), []byte("x"), 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+		s.Run(ctx, "rm -f /tmp/disagg-transport-test-"+strconv.Itoa(os.Getpid()), nil, nil, nil)
+		ourPort := strconv.Itoa(s.currentConn().client.LocalAddr().(*net.TCPAddr).Port)
+		s.Close()
+		time.Sleep(200 * time.Millisecond) // let sshd's log catch up
+		after := c.acceptedPorts(t)[before:]
+		if len(after) == 1 && after[0] == ourPort {
+			return
+		}
+		last = fmt.Sprintf("%d logins during the test (client ports %v; ours %s)", len(after), after, ourPort)
+		t.Logf("try %d: %s", try, last)
+	}
+	t.Errorf("want exactly one login: %s", last)
+}
+
+// sshd sends the "signal" request to the session's process group.
+func TestRealSSHDCancelKillsRemoteCommand(t *testing.T) {
+	c := requireRealCluster(t)
+	s := c.dial(t, c.cfg)
+	pidFile := filepath.Join(t.TempDir(), "pid") // the node is this machine
+	ctx, cancel := context.WithCancel(testCtx(t))
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(ctx, "sleep 300 & echo $! > "+pidFile+"; wait", nil, nil, nil) }()
+	pid := waitForPid(t, pidFile)
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v", err)
+	}
+	waitFor(t, "the remote sleep to die", func() bool { return processGone(pid) })
+}
+
+// OpenSSH answers keepalives with "unsupported", which is still an answer;
+// a broken connection is re-established by the next Run.
+func TestRealSSHDKeepAliveAndReconnect(t *testing.T) {
+	c := requireRealCluster(t)
+	cfg := c.cfg
+	cfg.KeepAliveInterval = 100 * time.Millisecond
+	s := c.dial(t, cfg)
+	time.Sleep(time.Second)
+	if s.currentConn().isDead() {
+		t.Fatalf("keepalives killed a healthy connection: %v", s.currentConn().cause)
+	}
+	s.currentConn().client.Conn.Close() // as if the network dropped it
+	var out bytes.Buffer
+	if err := s.Run(testCtx(t), "echo back", nil, &out, nil); err != nil || out.String() != "back\n" {
+		t.Fatalf("%q %v", out.String(), err)
+	}
+}
+
+// A connection that breaks under a running command is reported, and sshd,
+// which leaves a disconnected session's processes running, still does not
+// keep this one: its lifeline kills it.
+func TestRealSSHDConnectionLost(t *testing.T) {
+	c := requireRealCluster(t)
+	s := c.dial(t, c.cfg)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(testCtx(t), "sleep 300 & echo $! > "+pidFile+"; wait", nil, nil, nil) }()
+	pid := waitForPid(t, pidFile)
+	s.currentConn().client.Conn.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrConnectionLost) {
+			t.Errorf("got %v, want ErrConnectionLost", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not notice the lost connection")
+	}
+	waitFor(t, "the remote sleep to die", func() bool { return processGone(pid) })
+}
