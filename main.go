@@ -10,6 +10,7 @@ import (
 
 	"github.com/disagg-runner/disagg-runner/internal/cli"
 	"github.com/disagg-runner/disagg-runner/internal/exitcode"
+	"github.com/disagg-runner/disagg-runner/runner"
 )
 
 func main() {
@@ -21,7 +22,7 @@ func main() {
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		first := <-signals
-		cancel(cli.SignalError{Signal: first})
+		cancel(runner.Interrupt{Signal: first})
 		second := <-signals
 		os.Exit(exitcode.ForSignal(second))
 	}()

@@ -162,8 +162,6 @@ var (
 	// Slurm's --time forms: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S; or UNLIMITED.
 	timeLimit = regexp.MustCompile(`^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+|\d+-\d+:\d{1,2}|\d+-\d+:\d{1,2}:\d{1,2}|UNLIMITED|unlimited|infinite|INFINITE)$`)
 	imageRef  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:@#+-]*$`)
-	safeWord  = regexp.MustCompile(`^[A-Za-z0-9_.+=,:@%-]+$`)
-	safePath  = regexp.MustCompile(`^/[A-Za-z0-9_./+=,:@%-]*$`)
 	mpiType   = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 	// Stage names are Jenkins stage titles, which may hold almost anything
 	// ("GB200 perf [2 nodes] #1"); the prefix quotes them, and perf-sanity-v2
@@ -203,8 +201,33 @@ func LimitSeconds(s string) (int, error) {
 	return n[0]*3600 + n[1]*60 + n[2], nil
 }
 
-// ValidationError names the input at fault; the runner maps it to the
-// bad-input exit code.
+// safeWord is a non-empty shell-safe word without a slash.
+func safeWord(s string) bool {
+	return s != "" && shellquote.IsSafe(s) && !strings.Contains(s, "/")
+}
+
+// safePath is an absolute shell-safe path.
+func safePath(s string) bool { return strings.HasPrefix(s, "/") && shellquote.IsSafe(s) }
+
+// The inputs a ValidationError names, by what they are; the caller turns
+// them into the names its user knows (a flag, a variable).
+const (
+	FieldPartition     = "partition"
+	FieldAccount       = "account"
+	FieldTimeLimit     = "time limit"
+	FieldJobName       = "job name"
+	FieldClusterWork   = "cluster workdir"
+	FieldNodeCheckout  = "node checkout"
+	FieldModelsRoot    = "models root"
+	FieldStageName     = "stage name"
+	FieldImage         = "image"
+	FieldMPIType       = "MPI type"
+	FieldConfig        = "config"
+	FieldPytestCommand = "pytest command"
+)
+
+// ValidationError names the input at fault (a Field constant, or a name
+// the caller put in its place) and what was expected of it.
 type ValidationError struct{ Name, Value, Expected string }
 
 func (e *ValidationError) Error() string {
@@ -214,31 +237,31 @@ func (e *ValidationError) Error() string {
 func (in Inputs) validate() error {
 	checks := []struct {
 		name, value string
-		re          *regexp.Regexp
+		ok          func(string) bool
 		expected    string
 	}{
-		{"CLUSTER_PARTITION", in.Partition, slurmName, "a Slurm partition name (letters, digits, _ . + -)"},
-		{"CLUSTER_ACCOUNT", in.Account, slurmName, "a Slurm account name (letters, digits, _ . + -)"},
-		{"CLUSTER_TIME", in.TimeLimit, timeLimit, "a Slurm time limit such as 02:00:00, 90 or 1-00:00:00"},
-		{"job name", in.JobName, safeWord, "letters, digits and _ . + = , : @ % -"},
-		{"CLUSTER_WORKDIR (job workspace)", in.JobWorkspace, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
-		{"TRTLLM_NODE_DIR", in.LLMSrcNode, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
-		{"CLUSTER_LLM_DATA", in.LLMData, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
-		{"STAGE_NAME", in.StageName, stageName, "a stage name without \", $, `, \\ or line breaks"},
-		{"DOCKER_IMAGE", in.DockerImage, imageRef, "an image reference such as nvcr.io/nvidia/tensorrt-llm/release:1.1.0"},
+		{FieldPartition, in.Partition, slurmName.MatchString, "a Slurm partition name (letters, digits, _ . + -)"},
+		{FieldAccount, in.Account, slurmName.MatchString, "a Slurm account name (letters, digits, _ . + -)"},
+		{FieldTimeLimit, in.TimeLimit, timeLimit.MatchString, "a Slurm time limit such as 02:00:00, 90 or 1-00:00:00"},
+		{FieldJobName, in.JobName, safeWord, "letters, digits and _ . + = , : @ % -"},
+		{FieldClusterWork, in.JobWorkspace, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
+		{FieldNodeCheckout, in.LLMSrcNode, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
+		{FieldModelsRoot, in.LLMData, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
+		{FieldStageName, in.StageName, stageName.MatchString, "a stage name without \", $, `, \\ or line breaks"},
+		{FieldImage, in.DockerImage, imageRef.MatchString, "an image reference such as nvcr.io/nvidia/tensorrt-llm/release:1.1.0"},
 		{"test list name", in.TestListName, safeWord, "a file name"},
 		{"finished file", in.FinishedFile, safePath, "an absolute path"},
 	}
 	for _, c := range checks {
-		if !c.re.MatchString(c.value) {
+		if !c.ok(c.value) {
 			return &ValidationError{Name: c.name, Value: c.value, Expected: c.expected}
 		}
 	}
 	if in.Profile == launch.V1 && in.MPIType != "" && !mpiType.MatchString(in.MPIType) {
-		return &ValidationError{Name: "MPI_TYPE", Value: in.MPIType, Expected: "an srun --mpi plugin name such as pmix"}
+		return &ValidationError{Name: FieldMPIType, Value: in.MPIType, Expected: "an srun --mpi plugin name such as pmix"}
 	}
-	if !safeWord.MatchString(in.ConfigName) || strings.Contains(in.ConfigName, "/") {
-		return &ValidationError{Name: "CONFIG_NAME", Value: in.ConfigName, Expected: "a config base name of letters, digits and _ . + = , @ % -"}
+	if !safeWord(in.ConfigName) {
+		return &ValidationError{Name: FieldConfig, Value: in.ConfigName, Expected: "a config base name of letters, digits and _ . + = , @ % -"}
 	}
 	if in.Profile == launch.V2 && in.TestMode != "e2e" && in.TestMode != "gen_only" {
 		return &ValidationError{Name: "test mode", Value: in.TestMode, Expected: "e2e or gen_only"}
@@ -260,9 +283,9 @@ func checkPytestCommand(cmd string) error {
 		c := cmd[i]
 		switch {
 		case strings.IndexByte("\"'`\\;&|<>()\n\r", c) >= 0:
-			return &ValidationError{Name: "PYTEST_COMMAND", Value: cmd, Expected: fmt.Sprintf("a plain command line (no %q: it is written inside double quotes and eval'ed on the nodes)", c)}
+			return &ValidationError{Name: FieldPytestCommand, Value: cmd, Expected: fmt.Sprintf("a plain command line (no %q: it is written inside double quotes and eval'ed on the nodes)", c)}
 		case c == '$' && (i+1 >= len(cmd) || !(cmd[i+1] == '{' || cmd[i+1] == '_' || cmd[i+1] >= 'A' && cmd[i+1] <= 'Z' || cmd[i+1] >= 'a' && cmd[i+1] <= 'z')):
-			return &ValidationError{Name: "PYTEST_COMMAND", Value: cmd, Expected: "only $name or ${name} after $"}
+			return &ValidationError{Name: FieldPytestCommand, Value: cmd, Expected: "only $name or ${name} after $"}
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package prefix
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,28 +75,29 @@ func TestBuildRefusesInjection(t *testing.T) {
 		edit func(*Inputs)
 		want string
 	}{
-		{func(i *Inputs) { i.Partition = "batch\n#SBATCH --uid=0" }, "CLUSTER_PARTITION"},
-		{func(i *Inputs) { i.Account = "a b" }, "CLUSTER_ACCOUNT"},
-		{func(i *Inputs) { i.TimeLimit = "2 hours" }, "CLUSTER_TIME"},
-		{func(i *Inputs) { i.JobWorkspace = "/ws/$(reboot)" }, "CLUSTER_WORKDIR"},
-		{func(i *Inputs) { i.JobWorkspace = "relative/ws" }, "CLUSTER_WORKDIR"},
-		{func(i *Inputs) { i.LLMData = "/data models" }, "CLUSTER_LLM_DATA"},
-		{func(i *Inputs) { i.LLMSrcNode = "/src;rm -rf /" }, "TRTLLM_NODE_DIR"},
-		{func(i *Inputs) { i.DockerImage = "img:1 --privileged" }, "DOCKER_IMAGE"},
-		{func(i *Inputs) { i.StageName = `x"; reboot; "` }, "STAGE_NAME"},
-		{func(i *Inputs) { i.StageName = "x $(reboot)" }, "STAGE_NAME"},
-		{func(i *Inputs) { i.MPIType = "pmix --overlap" }, "MPI_TYPE"},
-		{func(i *Inputs) { i.ConfigName = "../etc" }, "CONFIG_NAME"},
-		{func(i *Inputs) { i.PytestCommand = `pytest "; reboot; "` }, "PYTEST_COMMAND"},
-		{func(i *Inputs) { i.PytestCommand = "pytest $(reboot)" }, "PYTEST_COMMAND"},
-		{func(i *Inputs) { i.PytestCommand = "pytest `reboot`" }, "PYTEST_COMMAND"},
-		{func(i *Inputs) { i.PytestCommand = "pytest; reboot" }, "PYTEST_COMMAND"},
+		{func(i *Inputs) { i.Partition = "batch\n#SBATCH --uid=0" }, FieldPartition},
+		{func(i *Inputs) { i.Account = "a b" }, FieldAccount},
+		{func(i *Inputs) { i.TimeLimit = "2 hours" }, FieldTimeLimit},
+		{func(i *Inputs) { i.JobWorkspace = "/ws/$(reboot)" }, FieldClusterWork},
+		{func(i *Inputs) { i.JobWorkspace = "relative/ws" }, FieldClusterWork},
+		{func(i *Inputs) { i.LLMData = "/data models" }, FieldModelsRoot},
+		{func(i *Inputs) { i.LLMSrcNode = "/src;rm -rf /" }, FieldNodeCheckout},
+		{func(i *Inputs) { i.DockerImage = "img:1 --privileged" }, FieldImage},
+		{func(i *Inputs) { i.StageName = `x"; reboot; "` }, FieldStageName},
+		{func(i *Inputs) { i.StageName = "x $(reboot)" }, FieldStageName},
+		{func(i *Inputs) { i.MPIType = "pmix --overlap" }, FieldMPIType},
+		{func(i *Inputs) { i.ConfigName = "../etc" }, FieldConfig},
+		{func(i *Inputs) { i.PytestCommand = `pytest "; reboot; "` }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest $(reboot)" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest `reboot`" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest; reboot" }, FieldPytestCommand},
 	}
 	for _, c := range cases {
 		in := goodInputs()
 		c.edit(&in)
 		_, err := Build(in)
-		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.Name != c.want {
 			t.Errorf("%+v: error %v, want one naming %s", in, err, c.want)
 		}
 	}

@@ -1,120 +1,133 @@
 package runner
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
 
-	"github.com/disagg-runner/disagg-runner/internal/checklist"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
-	"github.com/disagg-runner/disagg-runner/internal/shellquote"
-	"github.com/disagg-runner/disagg-runner/internal/transport"
+	"github.com/disagg-runner/disagg-runner/sbatch"
 )
 
-// Connector opens the run's one transport (SSH, or local on the login
-// node). The CLI decides which.
-type Connector func(ctx context.Context) (transport.Transport, error)
-
-// Check runs the checklist. With a connector it also checks the cluster
-// and returns the open transport for the run to reuse (one connection per
-// run). The plan is nil when the local items did not allow making one.
-func Check(ctx context.Context, s Settings, connect Connector) (*checklist.Report, *Plan, transport.Transport) {
-	r := &checklist.Report{}
-	required := []struct{ name, value, fix string }{
-		{"CLUSTER_PARTITION", s.Partition, "set CLUSTER_PARTITION to the Slurm partition (sinfo -s lists them)"},
-		{"CLUSTER_ACCOUNT", s.Account, "set CLUSTER_ACCOUNT to your Slurm account (sacctmgr show assoc user=$USER)"},
-		{"DOCKER_IMAGE", s.DockerImage, "set DOCKER_IMAGE to the TensorRT-LLM container image, e.g. nvcr.io/nvidia/tensorrt-llm/release:<tag>"},
-		{"CLUSTER_LLM_DATA", s.LLMData, "set CLUSTER_LLM_DATA to the models root on the cluster"},
-		{"TRTLLM_DIR", s.TRTLLMDir, "set TRTLLM_DIR to the TensorRT-LLM checkout on this machine"},
-		{"CONFIG_NAME", s.ConfigName, "set CONFIG_NAME to the config YAML's base name (without .yaml)"},
-		{"CLUSTER_WORKDIR", s.ClusterWork, "set CLUSTER_WORKDIR to a folder on the cluster's shared file system"},
+// Check is the `check` command: the local half of the checklist, then,
+// with a connector, the cluster half over one connection, which it closes.
+func Check(ctx context.Context, s Settings, connect Connector) *Report {
+	r, p := checkLocal(s)
+	if p != nil {
+		r.Add(generateItem(s, p))
 	}
-	allSet := true
-	for _, v := range required {
-		if v.value == "" {
-			allSet = false
-			r.Add(checklist.Item{Name: v.name + " set", Detail: "not set", Fix: v.fix})
-		} else {
-			r.Add(checklist.Item{Name: v.name + " set", OK: true, Detail: v.value})
+	if connect == nil {
+		return r
+	}
+	c, err := connect(ctx)
+	r.Add(reachableItem(s, c, err))
+	if err != nil {
+		return r
+	}
+	defer c.Close()
+	checkCluster(ctx, r, s, p, c)
+	return r
+}
+
+// checkLocal is the local half of the checklist, which needs no cluster:
+// the settings, the checkout, the workspace, the config. It returns the
+// plan when the inputs allow making one (nil otherwise).
+func checkLocal(s Settings) (*Report, *Plan) {
+	r := &Report{}
+	allSet := checkSet(r, s)
+	checkout := s.TRTLLMDir != "" && isDir(filepath.Join(s.TRTLLMDir, "jenkins")) && isDir(filepath.Join(s.TRTLLMDir, "tests"))
+	r.Add(Item{Name: s.name(FieldCheckout) + " is a checkout root", OK: checkout, Detail: s.TRTLLMDir,
+		Fix: "point " + s.name(FieldCheckout) + " at the folder that holds jenkins/ and tests/ of a TensorRT-LLM checkout"})
+	r.Add(workspaceItem(s))
+	p := planPaths(s)
+	r.Add(Item{Name: "draft launch script exists", OK: isFile(p.DraftPath), Detail: p.DraftPath,
+		Fix: "check out a TensorRT-LLM revision that has " + launch.DraftPath + ", or set " + s.name(FieldDraft)})
+
+	if s.TRTLLMDir == "" || s.ConfigName == "" {
+		r.Add(Item{Name: "config YAML valid", Detail: "not checked: " + s.name(FieldCheckout) + " or " + s.name(FieldConfig) + " missing",
+			Fix: "set " + s.name(FieldCheckout) + " and " + s.name(FieldConfig)})
+		return r, nil
+	}
+	if err := p.loadConfig(s); err != nil {
+		kind := Input
+		var missing *missingConfig
+		if errors.As(err, &missing) {
+			kind = Prerequisite
 		}
+		r.Add(Item{Name: "config YAML valid", Kind: kind, Detail: err.Error(), Fix: "fix the config file or " + s.name(FieldConfig) + " as the message says"})
+		return r, nil
+	}
+	r.Add(Item{Name: "config YAML valid", OK: true, Detail: fmt.Sprintf("%s (%s; %d nodes, %d GPUs)", p.ConfigPath, p.Profile, p.Hardware.TotalNodes, p.Hardware.TotalGPUs)})
+	for _, sec := range []string{"hardware", "worker_config", "environment", "benchmark"} {
+		if !p.Config.Sections[sec] {
+			r.Add(Item{Name: "config has " + sec, Kind: Input, Detail: "missing in " + p.ConfigPath, Fix: "add the " + sec + " section to the config YAML"})
+		}
+	}
+	// The generator's inputs can only be made once every setting is there;
+	// a missing one was reported above.
+	if !allSet {
+		return r, nil
+	}
+	if err := p.buildInputs(s); err != nil {
+		r.Add(Item{Name: "generator inputs valid", Kind: Input, Detail: err.Error(), Fix: "fix the input named in the message"})
+		return r, nil
+	}
+	r.Add(Item{Name: "generator inputs valid", OK: true, Detail: p.Files.TestID})
+	return r, p
+}
+
+// checkSet reports the settings a run cannot do without, and the MPI
+// type; it returns whether every required one is set.
+func checkSet(r *Report, s Settings) (allSet bool) {
+	required := []struct {
+		field Field
+		value string
+		fix   string
+	}{
+		{FieldPartition, s.Partition, "to the Slurm partition (sinfo -s lists them)"},
+		{FieldAccount, s.Account, "to your Slurm account (sacctmgr show assoc user=$USER)"},
+		{FieldImage, s.DockerImage, "to the TensorRT-LLM container image, e.g. nvcr.io/nvidia/tensorrt-llm/release:<tag>"},
+		{FieldModelsRoot, s.LLMData, "to the models root on the cluster"},
+		{FieldCheckout, s.TRTLLMDir, "to the TensorRT-LLM checkout on this machine"},
+		{FieldConfig, s.ConfigName, "to the config YAML's base name (without .yaml)"},
+		{FieldClusterWork, s.ClusterWork, "to a folder on the cluster's shared file system"},
+	}
+	allSet = true
+	for _, v := range required {
+		it := Item{Name: s.name(v.field) + " set", OK: v.value != "", Detail: v.value}
+		if !it.OK {
+			allSet = false
+			it.Detail, it.Fix = "not set", "set "+s.name(v.field)+" "+v.fix
+		}
+		r.Add(it)
 	}
 	mpiDetail := s.MPIType
 	if s.MPIType == "pmix" {
 		mpiDetail = "pmix (the default)"
 	}
-	r.Add(checklist.Item{Name: "MPI_TYPE", OK: s.MPIType != "", Detail: mpiDetail, Fix: "set MPI_TYPE to an srun --mpi plugin (pmix)"})
-
-	checkout := s.TRTLLMDir != "" && isDir(filepath.Join(s.TRTLLMDir, "jenkins")) && isDir(filepath.Join(s.TRTLLMDir, "tests"))
-	r.Add(checklist.Item{Name: "TRTLLM_DIR is a checkout root", OK: checkout, Detail: s.TRTLLMDir,
-		Fix: "point TRTLLM_DIR at the folder that holds jenkins/ and tests/ of a TensorRT-LLM checkout"})
-	r.Add(workspaceItem(s.Workspace))
-	draft := s.draftPath()
-	r.Add(checklist.Item{Name: "draft launch script exists", OK: isFile(draft), Detail: draft,
-		Fix: "check out a TensorRT-LLM revision that has " + launch.DraftPath + ", or set DRAFT_LAUNCH_SH"})
-
-	var p *Plan
-	if s.TRTLLMDir != "" && s.ConfigName != "" {
-		var err error
-		p, err = loadConfig(s)
-		if err != nil {
-			kind := checklist.Input
-			if strings.HasPrefix(err.Error(), "Config file not found") {
-				kind = checklist.Prerequisite
-			}
-			r.Add(checklist.Item{Name: "config YAML valid", Kind: kind, Detail: err.Error(), Fix: "fix the config file or CONFIG_NAME as the message says"})
-			p = nil
-		} else {
-			r.Add(checklist.Item{Name: "config YAML valid", OK: true, Detail: fmt.Sprintf("%s (%s; %d nodes, %d GPUs)", p.ConfigPath, p.Profile, p.Hardware.TotalNodes, p.Hardware.TotalGPUs)})
-			for _, sec := range []string{"hardware", "worker_config", "environment", "benchmark"} {
-				if !p.Config.Sections[sec] {
-					r.Add(checklist.Item{Name: "config has " + sec, Kind: checklist.Input, Detail: "missing in " + p.ConfigPath, Fix: "add the " + sec + " section to the config YAML"})
-				}
-			}
-		}
-	} else {
-		r.Add(checklist.Item{Name: "config YAML valid", Detail: "not checked: TRTLLM_DIR or CONFIG_NAME missing", Fix: "set TRTLLM_DIR and CONFIG_NAME"})
-	}
-	// launch.sh can only be generated once every input is there; a missing
-	// one was reported above.
-	if p != nil && allSet {
-		if err := p.buildLaunch(); err != nil {
-			r.Add(checklist.Item{Name: "launch.sh generates", Kind: checklist.Input, Detail: err.Error(), Fix: "fix the input named in the message"})
-			p = nil
-		} else if missing := p.Launch.Contract; len(missing) > 0 {
-			r.Add(checklist.Item{Name: "draft matches profile", Kind: checklist.Input, Detail: launch.FormatMissing(draft, p.Profile, missing),
-				Fix: "use the draft of the same TensorRT-LLM era, or choose the other profile with DISAGG_PROFILE"})
-		} else {
-			r.Add(checklist.Item{Name: "draft matches profile", OK: true, Detail: string(p.Profile)})
-		}
-	} else {
-		p = nil
-	}
-	if connect == nil {
-		return r, p, nil
-	}
-
-	t, err := connect(ctx)
-	if err != nil {
-		r.Add(checklist.Item{Name: "login node reachable", Kind: checklist.Connection, Detail: err.Error(), Fix: "check CLUSTER_HOST/CLUSTER_PORT/CLUSTER_USER, the key and CLUSTER_KNOWN_HOSTS (the message says which)"})
-		return r, p, nil
-	}
-	detail := t.String() + " (host key verified)"
-	if _, local := t.(transport.Local); local {
-		detail = "local: this machine is the login node (no SSH)"
-	}
-	r.Add(checklist.Item{Name: "login node reachable", OK: true, Detail: detail})
-	checkCluster(ctx, r, s, p, t)
-	return r, p, t
+	r.Add(Item{Name: s.name(FieldMPIType), OK: s.MPIType != "", Detail: mpiDetail, Fix: "set " + s.name(FieldMPIType) + " to an srun --mpi plugin (pmix)"})
+	return allSet
 }
 
-func workspaceItem(ws string) checklist.Item {
-	it := checklist.Item{Name: "WORKSPACE writable", Detail: ws, Fix: "create the folder or point WORKSPACE at a writable one"}
+// generateItem renders launch.sh in memory and reports whether the draft
+// uses only variables the profile defines (the contract check).
+func generateItem(s Settings, p *Plan) Item {
+	res, err := p.render(s)
+	switch {
+	case err != nil:
+		return Item{Name: "launch.sh generates", Kind: Input, Detail: err.Error(), Fix: "fix the input named in the message"}
+	case len(res.Contract) > 0:
+		return Item{Name: "draft matches profile", Kind: Input, Detail: launch.FormatMissing(p.DraftPath, p.Profile, res.Contract),
+			Fix: "use the draft of the same TensorRT-LLM era, or choose the other profile with " + s.name(FieldProfile)}
+	}
+	return Item{Name: "draft matches profile", OK: true, Detail: string(p.Profile)}
+}
+
+func workspaceItem(s Settings) Item {
+	ws := s.Workspace
+	it := Item{Name: s.name(FieldWorkspace) + " writable", Detail: ws, Fix: "create the folder or point " + s.name(FieldWorkspace) + " at a writable one"}
 	if !isDir(ws) {
 		it.Detail = ws + ": no such folder"
 		return it
@@ -130,119 +143,105 @@ func workspaceItem(ws string) checklist.Item {
 	return it
 }
 
-// remote runs a check command and returns its trimmed stdout.
-func remote(ctx context.Context, t transport.Transport, cmd string) (string, error) {
-	var out, errb bytes.Buffer
-	err := t.Run(ctx, cmd, nil, &out, &errb)
-	if err != nil && errb.Len() > 0 {
-		return strings.TrimSpace(out.String()), fmt.Errorf("%s", strings.TrimSpace(lastLine(errb.String())))
+func reachableItem(s Settings, c Cluster, err error) Item {
+	if err != nil {
+		return Item{Name: "login node reachable", Kind: Connection, Detail: err.Error(),
+			Fix: "check " + s.name(FieldCluster) + ", the key and the known_hosts file (the message says which)"}
 	}
-	return strings.TrimSpace(out.String()), err
+	detail := c.String() + " (host key verified)"
+	if c.String() == "local" {
+		detail = "local: this machine is the login node (no SSH)"
+	}
+	return Item{Name: "login node reachable", OK: true, Detail: detail}
 }
 
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		return s[i+1:]
+// checkCluster is the cluster half of the checklist: one probe, whose
+// facts become items. p may be nil (the fit of the job is then not
+// judged). It returns the node paths of the scripts that the cluster's
+// checkout lacks and this machine's checkout supplies: the run uploads
+// them.
+func checkCluster(ctx context.Context, r *Report, s Settings, p *Plan, c Cluster) (upload []string) {
+	paths := planPaths(s)
+	req := sbatch.ProbeRequest{Partition: s.Partition, Account: s.Account, Workdir: s.ClusterWork, NodeDir: paths.NodeDir,
+		Files: []string{paths.RunSh, paths.InstallSh}}
+	f, err := c.Probe(ctx, req)
+	if err != nil {
+		r.Add(Item{Name: "cluster answers", Kind: Connection, Detail: err.Error(), Fix: "run the Slurm commands by hand on the login node to see why"})
+		return nil
 	}
-	return s
-}
-
-var (
-	kvTotalNodes = regexp.MustCompile(`\bTotalNodes=(\d+)`)
-	kvState      = regexp.MustCompile(`\bState=(\S+)`)
-	gresGPU      = regexp.MustCompile(`gpu(?::[^:(,\s]+)?:(\d+)`)
-)
-
-func checkCluster(ctx context.Context, r *checklist.Report, s Settings, p *Plan, t transport.Transport) {
 	for _, cmd := range []string{"sbatch", "squeue", "sacct", "scontrol"} {
-		where, err := remote(ctx, t, "command -v "+cmd)
-		r.Add(checklist.Item{Name: cmd + " on the login node", OK: err == nil && where != "", Detail: orText(where, "not found"),
+		where := f.Commands[cmd]
+		r.Add(Item{Name: cmd + " on the login node", OK: where != "", Detail: orText(where, "not found"),
 			Fix: "install the Slurm client on the login node or put it on the PATH of non-interactive shells"})
 	}
-
-	if s.Partition == "" || s.Account == "" {
-		// Reported as unset above; asking Slurm about "" tells nothing.
-		checkWorkdirAndScripts(ctx, r, s, t)
-		return
+	if s.Partition != "" {
+		r.Add(partitionItem(s, f.Partition))
 	}
-	part, err := remote(ctx, t, "scontrol show partition -o "+shellquote.Quote(s.Partition))
-	partOK := err == nil && strings.HasPrefix(part, "PartitionName=")
-	detail := s.Partition
-	if !partOK {
-		detail = s.Partition + ": " + orText(errText(err), "unknown partition")
-	} else if m := kvState.FindStringSubmatch(part); m != nil && m[1] != "UP" {
-		partOK, detail = false, s.Partition+" is "+m[1]
+	if s.Account != "" {
+		r.Add(accountItem(s, f.Account))
 	}
-	r.Add(checklist.Item{Name: "partition exists", Kind: checklist.Submission, OK: partOK, Detail: detail, Fix: "set CLUSTER_PARTITION to an UP partition (sinfo -s lists them)"})
+	r.Add(Item{Name: s.name(FieldClusterWork) + " writable", OK: f.WorkdirProblem == "", Detail: s.ClusterWork + prefixed(": ", f.WorkdirProblem),
+		Fix: "create " + s.name(FieldClusterWork) + " on the cluster's shared file system, writable by the SSH user"})
+	r.Add(Item{Name: s.name(FieldNodeCheckout) + " on the cluster", OK: f.NodeDirPresent, Detail: paths.NodeDir + prefixed(": ", map[bool]string{false: "no jenkins/scripts there"}[f.NodeDirPresent]),
+		Fix: "set " + s.name(FieldNodeCheckout) + " to the TensorRT-LLM checkout as the login node and the nodes see it (it must hold jenkins/scripts)"})
+	for i, script := range []struct{ name, path string }{{"run script", paths.RunSh}, {"install script", paths.InstallSh}} {
+		it, missing := scriptItem(s, paths, f.NodeDirPresent, script.name, script.path, f.FilePresent[i])
+		r.Add(it)
+		if missing {
+			upload = append(upload, script.path)
+		}
+	}
+	if p != nil && f.Partition.Found && f.Partition.State == "UP" {
+		r.Add(fitItem(s, p, f))
+	}
+	return upload
+}
 
-	acct, err := remote(ctx, t, "sacctmgr -n -P show assoc where account="+shellquote.Quote(s.Account)+" format=account 2>&1")
+func partitionItem(s Settings, pf sbatch.PartitionFacts) Item {
+	it := Item{Name: "partition exists", Kind: Submission, OK: pf.Found && pf.State == "UP", Detail: s.Partition,
+		Fix: "set " + s.name(FieldPartition) + " to an UP partition (sinfo -s lists them)"}
 	switch {
-	case strings.Contains(acct, "accounting storage is disabled") || strings.Contains(acct, "slurmdbd") && err != nil:
-		r.Add(checklist.Item{Name: "account exists", OK: true, Detail: s.Account + " (not checkable: the cluster has no accounting, so accounts are not enforced)"})
-	case err == nil && strings.Contains("\n"+acct+"\n", "\n"+s.Account+"\n"):
-		r.Add(checklist.Item{Name: "account exists", OK: true, Detail: s.Account})
-	default:
-		r.Add(checklist.Item{Name: "account exists", Kind: checklist.Submission, Detail: s.Account + ": " + orText(acct, "no association"), Fix: "set CLUSTER_ACCOUNT to an account you belong to (sacctmgr show assoc user=$USER)"})
+	case !pf.Found:
+		it.Detail = s.Partition + ": " + orText(pf.Problem, "unknown partition")
+	case pf.State != "UP":
+		it.Detail = s.Partition + " is " + pf.State
 	}
-
-	checkWorkdirAndScripts(ctx, r, s, t)
-	checkFit(ctx, r, s, p, t, part, partOK)
+	return it
 }
 
-func checkWorkdirAndScripts(ctx context.Context, r *checklist.Report, s Settings, t transport.Transport) {
-	// Writable without writing: the folder itself when it exists, else the
-	// nearest existing parent in which run would create it.
-	wd := shellquote.Quote(s.ClusterWork)
-	_, err := remote(ctx, t, `d=`+wd+`; while [ ! -e "$d" ]; do d=$(dirname -- "$d"); done; [ -d "$d" ] && [ -w "$d" ] && [ -x "$d" ] || { echo "$d is not a writable folder" >&2; exit 1; }`)
-	r.Add(checklist.Item{Name: "CLUSTER_WORKDIR writable", OK: err == nil, Detail: s.ClusterWork + prefixed(": ", errText(err)),
-		Fix: "create CLUSTER_WORKDIR on the cluster's shared file system, writable by CLUSTER_USER"})
-
-	// The nodes run the checkout's own scripts, so the checkout must be
-	// there; a script missing from a checkout that is there is uploaded.
-	nodeDir := s.nodeDir()
-	_, err = remote(ctx, t, "test -d "+shellquote.Quote(path.Join(nodeDir, "jenkins/scripts")))
-	nodeOK := err == nil
-	r.Add(checklist.Item{Name: "TRTLLM_NODE_DIR on the cluster", OK: nodeOK, Detail: nodeDir + prefixed(": ", orText(errText(err), "")),
-		Fix: "set TRTLLM_NODE_DIR to the TensorRT-LLM checkout as the login node and the nodes see it (it must hold jenkins/scripts)"})
-	for _, script := range []struct{ name, path string }{{"run script", s.runSh()}, {"install script", s.installSh()}} {
-		_, err := remote(ctx, t, "test -f "+shellquote.Quote(script.path))
-		ok := err == nil
-		detail := script.path
-		if !ok && nodeOK && strings.HasPrefix(script.path, strings.TrimSuffix(nodeDir, "/")+"/") && isFile(s.localPath(script.path)) {
-			ok, detail = true, script.path+" (missing in the cluster's checkout; uploaded from "+s.localPath(script.path)+" at submission)"
-		}
-		r.Add(checklist.Item{Name: script.name + " exists", OK: ok, Detail: detail, Fix: "set TRTLLM_NODE_DIR to the checkout as the nodes see it, or RUN_SH/INSTALL_SH"})
+func accountItem(s Settings, af sbatch.AccountFacts) Item {
+	switch {
+	case !af.Checkable:
+		return Item{Name: "account exists", OK: true, Detail: s.Account + " (not checkable: the cluster has no accounting, so accounts are not enforced)"}
+	case af.Found:
+		return Item{Name: "account exists", OK: true, Detail: s.Account}
 	}
+	return Item{Name: "account exists", Kind: Submission, Detail: s.Account + ": " + orText(af.Answer, "no association"),
+		Fix: "set " + s.name(FieldAccount) + " to an account you belong to (sacctmgr show assoc user=$USER)"}
 }
 
-func checkFit(ctx context.Context, r *checklist.Report, s Settings, p *Plan, t transport.Transport, part string, partOK bool) {
+// scriptItem passes a script missing from a checkout that is there when
+// this machine's checkout has it (upload: the run uploads it).
+func scriptItem(s Settings, p *Plan, nodeDirPresent bool, name, path string, present bool) (it Item, upload bool) {
+	it = Item{Name: name + " exists", OK: present, Detail: path,
+		Fix: "set " + s.name(FieldNodeCheckout) + " to the checkout as the nodes see it, or " + s.name(FieldRunScript) + "/" + s.name(FieldInstallScript)}
+	if local, ok := p.localPath(s, path); !present && nodeDirPresent && ok && isFile(local) {
+		it.OK, it.Detail, upload = true, path+" (missing in the cluster's checkout; uploaded from "+local+" at submission)", true
+	}
+	return it, upload
+}
 
-	if p == nil || !partOK {
-		return
-	}
-	nodes := 0
-	if m := kvTotalNodes.FindStringSubmatch(part); m != nil {
-		nodes, _ = strconv.Atoi(m[1])
-	}
-	gres, _ := remote(ctx, t, "sinfo -h -N -p "+shellquote.Quote(s.Partition)+" -o '%N %G'")
-	gpuNodes := map[string]bool{}
-	for _, l := range strings.Split(gres, "\n") {
-		f := strings.Fields(l)
-		if len(f) < 2 {
-			continue
-		}
-		if m := gresGPU.FindStringSubmatch(f[1]); m != nil {
-			if n, _ := strconv.Atoi(m[1]); n >= p.Hardware.GPUsPerNode {
-				gpuNodes[f[0]] = true
-			}
+func fitItem(s Settings, p *Plan, f sbatch.Facts) Item {
+	gpuNodes := 0
+	for _, n := range f.GPUs {
+		if n >= p.Hardware.GPUsPerNode {
+			gpuNodes++
 		}
 	}
 	need := p.Hardware.TotalNodes
-	ok := nodes >= need && len(gpuNodes) >= need
-	r.Add(checklist.Item{Name: "job fits the partition", Kind: checklist.Submission, OK: ok,
-		Detail: fmt.Sprintf("needs %d nodes with %d GPUs each; %s has %d nodes, %d with at least %d GPUs", need, p.Hardware.GPUsPerNode, s.Partition, nodes, len(gpuNodes), p.Hardware.GPUsPerNode),
-		Fix:    "choose a partition with enough GPU nodes, or a config that needs fewer"})
+	return Item{Name: "job fits the partition", Kind: Submission, OK: f.Partition.TotalNodes >= need && gpuNodes >= need,
+		Detail: fmt.Sprintf("needs %d nodes with %d GPUs each; %s has %d nodes, %d with at least %d GPUs", need, p.Hardware.GPUsPerNode, s.Partition, f.Partition.TotalNodes, gpuNodes, p.Hardware.GPUsPerNode),
+		Fix:    "choose a partition with enough GPU nodes, or a config that needs fewer"}
 }
 
 func orText(s, alt string) string {
@@ -257,11 +256,4 @@ func prefixed(p, s string) string {
 		return ""
 	}
 	return p + s
-}
-
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }

@@ -1,159 +1,72 @@
-// Package runner orders the stages of a run: check, write inputs, generate,
-// connect, submit, follow, collect, verdict. It knows nothing of flags,
-// environment variables or Jenkins (the CLI resolves those into Settings)
-// and reaches the cluster only through a transport.
 package runner
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/config"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
 	"github.com/disagg-runner/disagg-runner/prefix"
 )
 
-// Settings are the run's inputs, resolved from flags and environment by
-// the CLI. Field comments name the environment variable.
-type Settings struct {
-	Partition     string // CLUSTER_PARTITION
-	Account       string // CLUSTER_ACCOUNT
-	DockerImage   string // DOCKER_IMAGE
-	LLMData       string // CLUSTER_LLM_DATA
-	MPIType       string // MPI_TYPE
-	TRTLLMDir     string // TRTLLM_DIR (local checkout)
-	TRTLLMNodeDir string // TRTLLM_NODE_DIR ("" = TRTLLMDir)
-	Workspace     string // WORKSPACE (local)
-	ConfigName    string // CONFIG_NAME
-	Cluster       string // CLUSTER_HOST, for messages; "" = this machine
-	ClusterWork   string // CLUSTER_WORKDIR
-	TimeLimit     string // CLUSTER_TIME ("" = config's slurm.job_time, else 02:00:00)
-	RunSh         string // RUN_SH ("" = default under TRTLLMNodeDir)
-	InstallSh     string // INSTALL_SH
-	DraftPath     string // DRAFT_LAUNCH_SH ("" = default under TRTLLMDir)
-	PytestCommand string // PYTEST_COMMAND ("" = built as CI builds it)
-	StageName     string // STAGE_NAME ("" = the config name)
-	Profile       string // DISAGG_PROFILE ("" = detect)
-	RunID         string // names the local run folder and the job workspace
-	BuildURL      string // BUILD_URL, recorded in the summary
-	// PrecheckSwitch is TRTLLM_DISAGG_CT_PRECHECK when set (perf-sanity-v2).
-	PrecheckSwitch *string
-}
-
-// Plan is everything a run needs, computed from Settings before anything
-// is written or submitted.
+// Plan is everything a run needs, computed once from Settings and the
+// parsed config before anything is written or submitted.
 type Plan struct {
-	Settings
-	Profile      launch.Profile
-	TestMode     string // v2 test-id mode
-	ConfigPath   string
-	Config       *config.Config
-	Hardware     launch.Hardware
-	GenOnly      bool
-	LocalDir     string // <Workspace>/disagg-runner/<RunID>: inputs, launch.sh, job id
+	Profile    launch.Profile
+	ConfigPath string
+	Config     *config.Config
+	TestMode   string // v2 test-id mode: e2e or gen_only
+	Hardware   launch.Hardware
+	TimeLimit  string
+	StageName  string
+
+	NodeDir   string // the checkout as the nodes see it
+	RunSh     string // node paths
+	InstallSh string
+	DraftPath string // local path
+
+	LocalDir     string // <workspace>/disagg-runner/<run id>: inputs, launch.sh, job id
 	ResultsDir   string // LocalDir/results: what Jenkins archives
 	JobWorkspace string // on the cluster
-	Files        prefix.Files
-	Launch       *launch.Result
+
+	Files prefix.Files // the generator's three inputs
 }
 
-// File names inside the local run folder and the job workspace.
-const (
-	TestListName     = "test_list.txt"
-	ScriptPrefixName = "script_prefix.sh"
-	SrunArgsName     = "srun_args.txt"
-	LaunchName       = "launch.sh"
-	JobIDName        = "job_id"
-	FinishedName     = "job-finished"
-	SummaryName      = "summary.json"
-)
-
-var runIDUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.+-]+`)
-
-// NewRunID names a run: the Jenkins BUILD_TAG when there is one (so that a
-// retried step finds its own job again), else the user and a timestamp.
-// The config name is always part of it, and with BUILD_TAG a short digest
-// of whatever else shapes the job (stage, partition, image, ...), so that
-// parallel stages of one build never share a folder or a job.
-func NewRunID(buildTag, user, configName string, shape []string, now time.Time) string {
-	var id string
-	if buildTag != "" {
-		sum := sha256.Sum256([]byte(strings.Join(shape, "\x00")))
-		id = buildTag + "-" + configName + "-" + hex.EncodeToString(sum[:4])
-	} else {
-		var b [3]byte
-		rand.Read(b[:])
-		id = fmt.Sprintf("%s-%s-%s-%s", user, now.Format("20060102-150405"), hex.EncodeToString(b[:]), configName)
+// planPaths fills the paths that follow from the settings alone.
+func planPaths(s Settings) *Plan {
+	p := &Plan{NodeDir: s.TRTLLMNodeDir, RunSh: s.RunSh, InstallSh: s.InstallSh, DraftPath: s.DraftPath, StageName: s.StageName}
+	if p.NodeDir == "" {
+		p.NodeDir = s.TRTLLMDir
 	}
-	return strings.Trim(runIDUnsafe.ReplaceAllString(id, "_"), "_.")
-}
-
-func (s Settings) nodeDir() string {
-	if s.TRTLLMNodeDir != "" {
-		return s.TRTLLMNodeDir
+	if p.RunSh == "" {
+		p.RunSh = path.Join(p.NodeDir, "jenkins/scripts/slurm_run.sh")
 	}
-	return s.TRTLLMDir
-}
-
-func (s Settings) runSh() string {
-	if s.RunSh != "" {
-		return s.RunSh
+	if p.InstallSh == "" {
+		p.InstallSh = path.Join(p.NodeDir, "jenkins/scripts/slurm_install.sh")
 	}
-	return path.Join(s.nodeDir(), "jenkins/scripts/slurm_run.sh")
-}
-
-func (s Settings) installSh() string {
-	if s.InstallSh != "" {
-		return s.InstallSh
+	if p.DraftPath == "" {
+		p.DraftPath = filepath.Join(s.TRTLLMDir, launch.DraftPath)
 	}
-	return path.Join(s.nodeDir(), "jenkins/scripts/slurm_install.sh")
-}
-
-func (s Settings) draftPath() string {
-	if s.DraftPath != "" {
-		return s.DraftPath
+	if p.StageName == "" {
+		p.StageName = s.ConfigName
 	}
-	return filepath.Join(s.TRTLLMDir, launch.DraftPath)
+	p.LocalDir = filepath.Join(s.Workspace, "disagg-runner", s.RunID)
+	p.ResultsDir = filepath.Join(p.LocalDir, "results")
+	p.JobWorkspace = path.Join(s.ClusterWork, s.RunID)
+	return p
 }
 
-// localPath maps a node path under the checkout to this machine's copy,
-// for the checks that can only look locally.
-func (s Settings) localPath(nodePath string) string {
-	nd := s.nodeDir()
-	if rel, ok := strings.CutPrefix(nodePath, strings.TrimSuffix(nd, "/")+"/"); ok {
-		return filepath.Join(s.TRTLLMDir, rel)
-	}
-	return nodePath
-}
-
-// makePlan resolves settings into a plan, reading only local files. It
-// returns the first error that stops planning; each error names the input.
-func makePlan(s Settings) (*Plan, error) {
-	p, err := loadConfig(s)
-	if err != nil {
-		return nil, err
-	}
-	return p, p.buildLaunch()
-}
-
-// loadConfig is the first half of planning: the profile, the config and
-// the hardware layout computed from it.
-func loadConfig(s Settings) (*Plan, error) {
-	p := &Plan{Settings: s}
+// loadConfig reads and parses the config once and computes the layout.
+func (p *Plan) loadConfig(s Settings) error {
 	if s.Profile != "" {
 		prof, err := launch.ParseProfile(s.Profile)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("%s: %w", s.name(FieldProfile), err)
 		}
 		p.Profile = prof
 	} else {
@@ -162,39 +75,40 @@ func loadConfig(s Settings) (*Plan, error) {
 	p.ConfigPath = launch.ConfigPath(p.Profile, s.TRTLLMDir, s.ConfigName)
 	data, err := os.ReadFile(p.ConfigPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("Config file not found: %s (CONFIG_NAME=%s, profile %s)", p.ConfigPath, s.ConfigName, p.Profile)
+		return &missingConfig{fmt.Sprintf("Config file not found: %s (%s=%s, profile %s)", p.ConfigPath, s.name(FieldConfig), s.ConfigName, p.Profile)}
 	} else if err != nil {
-		return nil, err
+		return err
 	}
 	if p.Config, err = config.Parse(data, p.ConfigPath); err != nil {
-		return nil, err
+		return err
 	}
 	p.TestMode = "e2e"
 	if strings.Contains(p.Config.Benchmark.Mode, "gen_only") {
 		p.TestMode = "gen_only"
 	}
-	if p.Hardware, p.GenOnly, err = launch.Layout(p.Profile, p.Config, p.TestMode, p.ConfigPath); err != nil {
-		return nil, err
+	if p.Hardware, _, err = launch.Layout(p.Profile, p.Config, p.TestMode, p.ConfigPath); err != nil {
+		return err
 	}
+	p.TimeLimit = s.TimeLimit
 	if p.TimeLimit == "" {
 		p.TimeLimit = p.Config.Slurm.JobTime
 	}
 	if p.TimeLimit == "" {
 		p.TimeLimit = "02:00:00"
 	}
-	if p.StageName == "" {
-		p.StageName = s.ConfigName
-	}
-	p.LocalDir = filepath.Join(s.Workspace, "disagg-runner", s.RunID)
-	p.ResultsDir = filepath.Join(p.LocalDir, "results")
-	p.JobWorkspace = path.Join(s.ClusterWork, s.RunID)
-	return p, nil
+	return nil
 }
 
-// buildLaunch is the second half: the generator's inputs from validated
-// settings, and launch.sh generated from them.
-func (p *Plan) buildLaunch() error {
-	s := p.Settings
+// missingConfig is a config file that is not there (a prerequisite, where
+// a config that is there but wrong is bad input).
+type missingConfig struct{ msg string }
+
+func (e *missingConfig) Error() string { return e.msg }
+
+// buildInputs renders the generator's three inputs. A validation error
+// names the input as its user knows it; a time limit that came from the
+// config is named as the config's field.
+func (p *Plan) buildInputs(s Settings) error {
 	var err error
 	p.Files, err = prefix.Build(prefix.Inputs{
 		Profile:       p.Profile,
@@ -206,7 +120,7 @@ func (p *Plan) buildLaunch() error {
 		TimeLimit:     p.TimeLimit,
 		JobName:       jobName(s.RunID),
 		JobWorkspace:  p.JobWorkspace,
-		LLMSrcNode:    s.nodeDir(),
+		LLMSrcNode:    p.NodeDir,
 		LLMData:       s.LLMData,
 		StageName:     p.StageName,
 		DockerImage:   s.DockerImage,
@@ -215,36 +129,50 @@ func (p *Plan) buildLaunch() error {
 		TestListName:  TestListName,
 		FinishedFile:  path.Join(p.JobWorkspace, FinishedName),
 	})
-	if err != nil {
-		return err
-	}
-
-	// Generate from the inputs in memory, exactly as `generate` would from
-	// the files written in stage 2 (the paths are the ones written there).
-	mem := map[string][]byte{
-		filepath.Join(p.LocalDir, TestListName):     p.Files.TestList,
-		filepath.Join(p.LocalDir, ScriptPrefixName): p.Files.ScriptPrefix,
-		filepath.Join(p.LocalDir, SrunArgsName):     p.Files.SrunArgs,
-	}
-	read := func(name string) ([]byte, error) {
-		if d, ok := mem[name]; ok {
-			return d, nil
+	var ve *prefix.ValidationError
+	if errors.As(err, &ve) {
+		switch {
+		case ve.Name == FieldTimeLimit && s.TimeLimit == "":
+			ve.Name = "slurm.job_time in " + p.ConfigPath
+		case ve.Name == prefix.FieldJobName:
+			ve.Name = s.name(FieldRunID) + " (as the job name)"
+		default:
+			ve.Name = s.name(ve.Name)
 		}
-		return os.ReadFile(name)
 	}
-	p.Launch, err = launch.Generate(launch.Request{
+	return err
+}
+
+// render generates launch.sh from the plan: the inputs and the parsed
+// config are handed over as they are; only the checkout's own files (the
+// draft and what lies beside it) are read.
+func (p *Plan) render(s Settings) (*launch.Result, error) {
+	return launch.Generate(launch.Request{
 		Profile:        p.Profile,
 		LLMSrc:         s.TRTLLMDir,
 		TestListPath:   filepath.Join(p.LocalDir, TestListName),
-		DraftPath:      s.draftPath(),
+		DraftPath:      p.DraftPath,
 		PrefixPath:     filepath.Join(p.LocalDir, ScriptPrefixName),
 		SrunArgsPath:   filepath.Join(p.LocalDir, SrunArgsName),
-		RunSh:          s.runSh(),
-		InstallSh:      s.installSh(),
+		RunSh:          p.RunSh,
+		InstallSh:      p.InstallSh,
 		StageName:      p.StageName,
 		PrecheckSwitch: s.PrecheckSwitch,
-	}, read)
-	return err
+		TestList:       p.Files.TestList,
+		ScriptPrefix:   p.Files.ScriptPrefix,
+		SrunArgs:       p.Files.SrunArgs,
+		Config:         p.Config,
+	}, os.ReadFile)
+}
+
+// localPath maps a node path under the checkout to this machine's copy,
+// for the scripts a checkout on the cluster lacks and the run uploads.
+func (p *Plan) localPath(s Settings, nodePath string) (string, bool) {
+	rel, ok := strings.CutPrefix(nodePath, strings.TrimSuffix(p.NodeDir, "/")+"/")
+	if !ok {
+		return "", false
+	}
+	return filepath.Join(s.TRTLLMDir, rel), true
 }
 
 // jobName keeps Slurm's job name short enough for squeue's default column

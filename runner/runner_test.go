@@ -6,9 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/disagg-runner/disagg-runner/internal/checklist"
-	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 )
 
 func TestConsoleMasksSecretsAcrossWrites(t *testing.T) {
@@ -66,33 +63,5 @@ func TestNewRunID(t *testing.T) {
 	a, b := NewRunID("", "alice", "cfg", nil, now), NewRunID("", "alice", "cfg", nil, now)
 	if !strings.HasPrefix(a, "alice-20261126-220000-") || !strings.HasSuffix(a, "-cfg") || a == b {
 		t.Errorf("manual run ids %q %q: want user, time, a random suffix and the config", a, b)
-	}
-}
-
-func TestCheckFailureCodes(t *testing.T) {
-	con := NewConsole(&bytes.Buffer{}, &bytes.Buffer{}, false, nil)
-	report := func(items ...checklist.Item) *checklist.Report {
-		r := &checklist.Report{}
-		for _, it := range items {
-			r.Add(it)
-		}
-		return r
-	}
-	ok := checklist.Item{Name: "fine", OK: true}
-	cases := []struct {
-		r    *checklist.Report
-		want int
-	}{
-		{report(ok), exitcode.OK},
-		{report(ok, checklist.Item{Name: "partition exists", Kind: checklist.Submission}), exitcode.OK},
-		{report(checklist.Item{Name: "DOCKER_IMAGE set"}), exitcode.Prerequisite},
-		{report(checklist.Item{Name: "config YAML valid", Kind: checklist.Input}), exitcode.BadInput},
-		{report(checklist.Item{Name: "config YAML valid", Kind: checklist.Input}, checklist.Item{Name: "DOCKER_IMAGE set"}), exitcode.Prerequisite},
-		{report(checklist.Item{Name: "DOCKER_IMAGE set"}, checklist.Item{Name: "login node reachable", Kind: checklist.Connection}), exitcode.Unreachable},
-	}
-	for i, c := range cases {
-		if got := exitcode.Of(checkFailure(c.r, con)); got != c.want {
-			t.Errorf("case %d: exit %d, want %d", i, got, c.want)
-		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,9 +22,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/internal/exitcode"
-	"github.com/disagg-runner/disagg-runner/internal/testcluster"
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
+	"github.com/disagg-runner/disagg-runner/internal/testcluster"
 	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
@@ -228,8 +228,8 @@ func TestClusterBadPartition(t *testing.T) {
 	jobScript(t, env2, ws, "", "exit 0")
 	c := &Client{T: transport.Local{}, Logf: logTo(t)}
 	id, err := c.Submit(testContext(t, time.Minute), ws, "launch.sh", "job-id")
-	if id != "" || exitcode.Of(err) != exitcode.SubmitRefused {
-		t.Fatalf("id %q err %v (exit code %d)", id, err, exitcode.Of(err))
+	if id != "" || !errors.Is(err, ErrSubmitRefused) {
+		t.Fatalf("id %q err %v", id, err)
 	}
 	if err.Error() != "sbatch: error: Batch job submission failed: Invalid partition name specified" {
 		t.Errorf("message %q", err)

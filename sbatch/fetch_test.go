@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
@@ -140,7 +139,7 @@ func TestFetchRetriesDroppedConnection(t *testing.T) {
 	remote, local := t.TempDir(), t.TempDir()
 	big := strings.Repeat("results\n", 100000)
 	writeTree(t, remote, map[string]string{"results.xml": big})
-	lost := exitcode.With(exitcode.Unreachable, fmt.Errorf("ssh: %w", transport.ErrConnectionLost))
+	lost := transport.Unreachable(fmt.Errorf("ssh: %w", transport.ErrConnectionLost))
 	h := &hookT{cut: func(n int, cmd string, stdout io.Writer, full []byte) error {
 		if n == 1 {
 			stdout.Write(full[:len(full)/3])

@@ -3,6 +3,7 @@ package sbatch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
@@ -216,7 +216,7 @@ func TestFollowConnectionLostMidRead(t *testing.T) {
 		fmt.Fprintf(&want, "line %d\n", i)
 	}
 	os.WriteFile(path, []byte(want.String()[:500]), 0o644)
-	lost := exitcode.With(exitcode.Unreachable, fmt.Errorf("ssh: %w", transport.ErrConnectionLost))
+	lost := transport.Unreachable(fmt.Errorf("ssh: %w", transport.ErrConnectionLost))
 	h := &hookT{
 		before: func(n int) {
 			if n == 3 {
@@ -253,10 +253,10 @@ func TestFollowUnreachableIsAnError(t *testing.T) {
 	// the transport's own retries ends the follow.
 	dir := t.TempDir()
 	stop := make(chan struct{})
-	gone := exitcode.With(exitcode.Unreachable, fmt.Errorf("ssh: still unreachable"))
+	gone := transport.Unreachable(fmt.Errorf("ssh: still unreachable"))
 	h := &hookT{cut: func(n int, cmd string, stdout io.Writer, full []byte) error { return gone }}
 	_, err := (&Client{T: h, Policy: fastPolicy}).Follow(testContext(t, 5*time.Second), dir, io.Discard, stop)
-	if exitcode.Of(err) != exitcode.Unreachable {
+	if !errors.Is(err, transport.ErrUnreachable) {
 		t.Fatalf("got %v", err)
 	}
 }

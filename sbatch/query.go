@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"strings"
 	"time"
 
@@ -16,6 +15,10 @@ import (
 // Then a job is only visible while slurmctld remembers it (MinJobAge after
 // its end, 300 s by default).
 var ErrAccountingDisabled = errors.New("Slurm accounting storage is disabled on this cluster")
+
+// ErrUnknownJob is in the chain of Cancel's error for a job that neither
+// the controller nor accounting knows.
+var ErrUnknownJob = errors.New("Slurm does not know this job")
 
 // errPurged is the controller's "Invalid job id specified": the job is
 // unknown to slurmctld, either long finished (purged after MinJobAge) or
@@ -101,7 +104,7 @@ func (c *Client) Cancel(ctx context.Context, id JobID) (JobState, error) {
 			if !s.Known {
 				// Neither the controller nor accounting has it: there is
 				// nothing to cancel or to wait for.
-				return s, exitcode.Withf(exitcode.BadInput, "cancel job %s: Slurm does not know this job", id)
+				return s, fmt.Errorf("cancel job %s: %w", id, ErrUnknownJob)
 			}
 		} else {
 			lastErr = err

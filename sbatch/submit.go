@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
@@ -16,6 +15,18 @@ import (
 // again would run the test twice. Submit returns that job's id with it, so
 // that the caller can attach instead.
 var ErrAlreadySubmitted = errors.New("a job was already submitted for this workspace")
+
+// ErrSubmitRefused is in the chain of Submit's error when sbatch refused
+// the job; the error's message is sbatch's own error line.
+var ErrSubmitRefused = errors.New("sbatch refused the job")
+
+// refused is a refusal with sbatch's message.
+type refused struct{ msg string }
+
+func (r *refused) Error() string        { return r.msg }
+func (r *refused) Is(target error) bool { return target == ErrSubmitRefused }
+
+func refusedf(format string, args ...any) error { return &refused{fmt.Sprintf(format, args...)} }
 
 // retryableSubmit are sbatch failures in which the controller provably did
 // not create a job, so submitting again cannot make a second one. The
@@ -44,6 +55,10 @@ var mayHaveSubmitted = []string{
 // ";cluster": a job id, or an array job's "id_task".
 var jobIDPattern = regexp.MustCompile(`^[0-9]+(_[0-9]+)?$`)
 
+// ValidJobID reports whether s is a Slurm job id: "1234", or an array
+// task's "1234_5".
+func ValidJobID(s string) bool { return jobIDPattern.MatchString(s) }
+
 // Submit runs `sbatch --parsable <script>` in dir and, in the same remote
 // command, records the job id in jobIDFile (a temporary file renamed into
 // place; a relative jobIDFile is taken from dir), so that a rerun after a
@@ -52,7 +67,7 @@ var jobIDPattern = regexp.MustCompile(`^[0-9]+(_[0-9]+)?$`)
 // It refuses (ErrAlreadySubmitted, with the recorded id) when jobIDFile
 // already names a job. It retries, with backoff and at most SubmitRetries
 // times, only the rejections in which Slurm created no job; any other
-// refusal is an exitcode.SubmitRefused error carrying sbatch's own error
+// refusal is an ErrSubmitRefused error carrying sbatch's own error
 // line. When the connection drops during the command, the job id file
 // decides whether the job went in. A job that was submitted but whose id
 // could not be recorded comes back with its id and an error, so that the
@@ -83,7 +98,7 @@ func (c *Client) Submit(ctx context.Context, dir, script, jobIDFile string) (Job
 		if err == nil {
 			// sbatch said it succeeded but printed no id: the job may
 			// exist, and nothing can find it for us.
-			return "", exitcode.Withf(exitcode.SubmitRefused, "sbatch %s: no job id in its output %q: %v", script, firstChars(out.stdout, 200), idErr)
+			return "", refusedf("sbatch %s: no job id in its output %q: %v", script, firstChars(out.stdout, 200), idErr)
 		}
 		if _, ran := exitCode(err); !ran {
 			return "", fmt.Errorf("sbatch %s: %w", script, err)
@@ -101,10 +116,10 @@ func (c *Client) Submit(ctx context.Context, dir, script, jobIDFile string) (Job
 			continue
 		}
 		if containsAny(msg, mayHaveSubmitted) {
-			return "", exitcode.Withf(exitcode.SubmitRefused,
+			return "", refusedf(
 				"%s (the controller may have created the job anyway: look for it with squeue before submitting again)", msg)
 		}
-		return "", exitcode.With(exitcode.SubmitRefused, errors.New(msg))
+		return "", &refused{msg}
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
@@ -83,8 +82,8 @@ func TestSubmitRefused(t *testing.T) {
 	dir := t.TempDir()
 	wrap := fakeSbatch(t, `echo 'sbatch: error: Batch job submission failed: Invalid partition name specified' >&2; exit 1`)
 	id, err := (&Client{T: pathT{wrap: wrap}, Policy: fastPolicy}).Submit(context.Background(), dir, "launch.sh", filepath.Join(dir, "job-id"))
-	if id != "" || exitcode.Of(err) != exitcode.SubmitRefused {
-		t.Fatalf("id %q, err %v (code %d)", id, err, exitcode.Of(err))
+	if id != "" || !errors.Is(err, ErrSubmitRefused) {
+		t.Fatalf("id %q, err %v", id, err)
 	}
 	if err.Error() != "sbatch: error: Batch job submission failed: Invalid partition name specified" {
 		t.Errorf("message %q", err)
@@ -97,7 +96,7 @@ func TestSubmitRefused(t *testing.T) {
 func TestSubmitMissingDir(t *testing.T) {
 	wrap := fakeSbatch(t, `echo 1`)
 	_, err := (&Client{T: pathT{wrap: wrap}}).Submit(context.Background(), "/nonexistent/ws", "launch.sh", "job-id")
-	if exitcode.Of(err) != exitcode.SubmitRefused || !strings.Contains(err.Error(), "/nonexistent/ws") {
+	if !errors.Is(err, ErrSubmitRefused) || !strings.Contains(err.Error(), "/nonexistent/ws") {
 		t.Fatalf("%v", err)
 	}
 }
@@ -134,11 +133,11 @@ echo 'sbatch: error: Batch job submission failed: %[3]s' >&2; exit 1`, counter, 
 					t.Fatalf("id %q err %v after %s calls", id, err, calls)
 				}
 			case tt.retried:
-				if exitcode.Of(err) != exitcode.SubmitRefused || calls != fmt.Sprint(fastPolicy.SubmitRetries+1) {
+				if !errors.Is(err, ErrSubmitRefused) || calls != fmt.Sprint(fastPolicy.SubmitRetries+1) {
 					t.Fatalf("err %v after %s calls; want refused after %d", err, calls, fastPolicy.SubmitRetries+1)
 				}
 			default:
-				if exitcode.Of(err) != exitcode.SubmitRefused || calls != "1" {
+				if !errors.Is(err, ErrSubmitRefused) || calls != "1" {
 					t.Fatalf("err %v after %s calls; want refused at once", err, calls)
 				}
 				if got := strings.Contains(err.Error(), "may have created the job"); got != tt.mayExist {
@@ -155,13 +154,13 @@ func TestSubmitRecordFailureKeepsID(t *testing.T) {
 	// The id file's folder does not exist: the job went in, its id cannot
 	// be recorded, and the caller must still learn which job exists.
 	id, err := (&Client{T: pathT{wrap: wrap}}).Submit(context.Background(), dir, "launch.sh", filepath.Join(dir, "no", "such", "job-id"))
-	if id != "321" || err == nil || !strings.Contains(err.Error(), "321 was submitted") || exitcode.Of(err) == exitcode.SubmitRefused {
+	if id != "321" || err == nil || !strings.Contains(err.Error(), "321 was submitted") || errors.Is(err, ErrSubmitRefused) {
 		t.Fatalf("id %q err %v", id, err)
 	}
 }
 
 func TestSubmitConnectionLost(t *testing.T) {
-	lost := exitcode.With(exitcode.Unreachable, fmt.Errorf("ssh x: %w", transport.ErrConnectionLost))
+	lost := transport.Unreachable(fmt.Errorf("ssh x: %w", transport.ErrConnectionLost))
 	for _, recorded := range []bool{true, false} {
 		t.Run(fmt.Sprint("recorded=", recorded), func(t *testing.T) {
 			f := &fakeT{answer: func(cmd string) answer {
@@ -183,7 +182,7 @@ func TestSubmitConnectionLost(t *testing.T) {
 				}
 				return
 			}
-			if id != "" || !errors.Is(err, transport.ErrConnectionLost) || exitcode.Of(err) != exitcode.Unreachable || f.count("sbatch") != 1 {
+			if id != "" || !errors.Is(err, transport.ErrConnectionLost) || !errors.Is(err, transport.ErrUnreachable) || f.count("sbatch") != 1 {
 				t.Fatalf("id %q err %v, %d sbatch calls: a lost submission must never be repeated blindly", id, err, f.count("sbatch"))
 			}
 		})

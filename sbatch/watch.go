@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
+	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
 // sacctTrustedStretch is how much longer the controller's safety-net
@@ -236,7 +236,7 @@ func (w *watcher) tolerate(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if exitcode.Of(err) == exitcode.Unreachable && !connectionLost(err) {
+	if errors.Is(err, transport.ErrUnreachable) && !connectionLost(err) {
 		return err
 	}
 	return nil

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
@@ -357,8 +356,8 @@ func TestWatchUnknownJobGivesUp(t *testing.T) {
 }
 
 func TestWatchUnreachable(t *testing.T) {
-	gone := exitcode.With(exitcode.Unreachable, errors.New("ssh root@x:22: still unreachable after 9 attempts"))
-	lost := exitcode.With(exitcode.Unreachable, fmt.Errorf("ssh: %w", transport.ErrConnectionLost))
+	gone := transport.Unreachable(errors.New("ssh root@x:22: still unreachable after 9 attempts"))
+	lost := transport.Unreachable(fmt.Errorf("ssh: %w", transport.ErrConnectionLost))
 	tl := &timeline{t: t, steps: []step{
 		{at: 0, scontrol: ctl(running), sacct: acct(running)},
 		{at: 50 * time.Millisecond, sacct: &answer{err: lost}}, // polled through
@@ -366,7 +365,7 @@ func TestWatchUnreachable(t *testing.T) {
 	}}
 	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
 	_, _, err := watchChanges(t, c, 5*time.Second)
-	if exitcode.Of(err) != exitcode.Unreachable || errors.Is(err, transport.ErrConnectionLost) {
+	if !errors.Is(err, transport.ErrUnreachable) || errors.Is(err, transport.ErrConnectionLost) {
 		t.Fatalf("got %v", err)
 	}
 }

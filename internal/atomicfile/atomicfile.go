@@ -28,7 +28,9 @@ func Write(path string, data []byte, mode os.FileMode) (err error) {
 	if _, err = tmp.Write(data); err != nil {
 		return err
 	}
-	if err = tmp.Chmod(mode); err != nil {
+	// Chmod after creation: CreateTemp's 0600 and the umask must not
+	// decide the final mode.
+	if err = tmp.Chmod(mode.Perm()); err != nil {
 		return err
 	}
 	if err = tmp.Sync(); err != nil {
@@ -37,5 +39,13 @@ func Write(path string, data []byte, mode os.FileMode) (err error) {
 	if err = tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	// Make the rename itself durable; failing to is not worth failing for.
+	if d, derr := os.Open(dir); derr == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
 }

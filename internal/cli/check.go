@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/runner"
 )
 
@@ -20,10 +19,7 @@ func (c *checkCmd) Run(ctx context.Context, env Env) error {
 	if err != nil {
 		return err
 	}
-	report, _, t := runner.Check(ctx, s, c.connector(env, func(string, ...any) {}))
-	if t != nil {
-		t.Close()
-	}
+	report := runner.Check(ctx, s, c.connector(env, func(string, ...any) {}, func(string, ...any) {}))
 	if c.JSON {
 		if err := report.WriteJSON(env.Stdout); err != nil {
 			return err
@@ -32,7 +28,7 @@ func (c *checkCmd) Run(ctx context.Context, env Env) error {
 		report.WriteTable(env.Stdout)
 	}
 	if !report.OK() {
-		return exitcode.Withf(exitcode.Prerequisite, "%d of %d checks failed", len(report.Failed()), len(report.Items))
+		return &checksFailed{failed: len(report.Failed()), total: len(report.Items)}
 	}
 	return nil
 }

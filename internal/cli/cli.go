@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,26 +52,33 @@ func version() string {
 	return v
 }
 
-// Env is what a command may use of the process: its output streams and
-// environment. Tests pass their own.
+// Env is what a command may use of the process: its output streams, its
+// environment and its working folder. Tests pass their own.
 type Env struct {
 	Stdout, Stderr io.Writer
 	LookupEnv      func(string) (string, bool)
+	Dir            string // relative paths are taken from here
 }
 
 // OSEnv is the real process's Env.
-func OSEnv() Env { return Env{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv} }
+func OSEnv() Env {
+	wd, _ := os.Getwd()
+	return Env{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Dir: wd}
+}
+
+// abs makes p absolute against the Env's folder ("" stays "").
+func (e Env) abs(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(e.Dir, p)
+}
 
 // Getenv returns the variable's value, "" when unset.
 func (e Env) Getenv(name string) string {
 	v, _ := e.LookupEnv(name)
 	return v
 }
-
-// SignalError is the cancellation cause of a run stopped by a signal.
-type SignalError struct{ Signal os.Signal }
-
-func (s SignalError) Error() string { return "interrupted by " + s.Signal.String() }
 
 const description = "Runs a TensorRT-LLM disaggregated-serving test as one Slurm batch job and returns pytest's exit code.\n\n" + exitCodeHelp
 
@@ -139,6 +148,7 @@ func Main(ctx context.Context, args []string, env Env) (code int) {
 		kong.Exit(func(c int) { panic(exitRequest{c}) }),
 		kong.Vars{"version": version()},
 		kong.BindTo(ctx, (*context.Context)(nil)),
+		kong.Resolvers(envResolver(env)),
 		kong.Bind(env, &cli.globals),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
@@ -150,28 +160,38 @@ func Main(ctx context.Context, args []string, env Env) (code int) {
 		fmt.Fprintf(env.Stderr, "disagg-runner: %s\n", oneLine(err.Error()))
 		return exitcode.BadInput
 	}
-	err = kctx.Run()
-	return report(ctx, env, &cli.globals, err)
+	res := &result{}
+	err = kctx.Run(res)
+	return report(ctx, env, &cli.globals, res.outcome, err)
 }
 
-// report prints err the way its kind deserves and returns the exit code:
-// user errors as one line, bugs with everything we know. A run stopped by
-// a signal exits 130/143 whatever error the interruption caused.
-func report(ctx context.Context, env Env, g *globals, err error) int {
-	var sig SignalError
-	if errors.As(context.Cause(ctx), &sig) {
-		if err != nil && !errors.Is(err, context.Canceled) && !errors.As(err, &sig) && !exitcode.WasShown(err) {
-			printError(env, g, "error", err.Error())
+// envResolver gives each flag the value of its environment variable as
+// the Env has it (kong itself reads the process's environment, which a
+// test running Main in-process does not control).
+func envResolver(env Env) kong.Resolver {
+	return kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
+		for _, name := range flag.Envs {
+			if v, ok := env.LookupEnv(name); ok {
+				return v, nil
+			}
 		}
-		return exitcode.ForSignal(sig.Signal)
-	}
-	if err == nil {
-		return exitcode.OK
-	}
-	code := exitcode.Of(err)
+		return nil, nil
+	})
+}
+
+// result carries a run's outcome from a command back to Main, whose exit
+// code it decides.
+type result struct{ outcome *runner.Outcome }
+
+// report prints err the way its kind deserves and returns the exit code:
+// user errors as one line, bugs with everything we know. A run that
+// reached its verdict has printed it already, and an interruption's own
+// error says nothing the exit code does not.
+func report(ctx context.Context, env Env, g *globals, out *runner.Outcome, err error) int {
+	code, userError := exitCode(ctx, out, err)
 	switch {
-	case exitcode.WasShown(err):
-	case exitcode.IsUserError(err):
+	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.Cause(ctx)):
+	case userError:
 		printError(env, g, "error", err.Error())
 	default:
 		fmt.Fprintf(env.Stderr, "disagg-runner: internal error (a bug; please report it with this output): %+v\n", err)
@@ -190,10 +210,7 @@ func printError(env Env, g *globals, level, msg string) {
 	fmt.Fprintf(env.Stderr, "disagg-runner: %s\n", msg)
 }
 
-// oneLine folds an error onto one line: CI logs are grepped line by line.
-func oneLine(s string) string {
-	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(strings.TrimSpace(s))
-}
+// oneLine folds a message onto one line: CI logs are grepped line by line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// ExitCode is the code a run stopped by this signal exits with.
-func (s SignalError) ExitCode() int { return exitcode.ForSignal(s.Signal) }
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -7,8 +7,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/runner"
 	"github.com/disagg-runner/disagg-runner/internal/transport"
+	"github.com/disagg-runner/disagg-runner/runner"
+	"github.com/disagg-runner/disagg-runner/sbatch"
 )
 
 // connFlags says how to reach the login node. Without a host the runner
@@ -24,30 +25,41 @@ type connFlags struct {
 	ReconnectBudget  time.Duration `name:"reconnect-budget" env:"CLUSTER_RECONNECT_BUDGET" default:"2m" help:"How long to keep trying to reconnect after the SSH connection drops."`
 }
 
-// connector opens the run's transport.
-func (c connFlags) connector(env Env, logf func(string, ...any)) runner.Connector {
+// transport opens the way to the login node: SSH, or this machine.
+func (c connFlags) transport(ctx context.Context, env Env, logf func(string, ...any)) (transport.Transport, error) {
 	if c.Host == "" {
-		return func(context.Context) (transport.Transport, error) { return transport.Local{}, nil }
+		return transport.Local{}, nil
 	}
-	return func(ctx context.Context) (transport.Transport, error) {
-		known := c.KnownHosts
-		if known == "" {
-			if home, err := os.UserHomeDir(); err == nil {
-				known = filepath.Join(home, ".ssh", "known_hosts")
-			}
+	known := env.abs(c.KnownHosts)
+	if known == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			known = filepath.Join(home, ".ssh", "known_hosts")
 		}
-		return transport.DialSSH(ctx, transport.SSHConfig{
-			Host:             c.Host,
-			Port:             c.Port,
-			User:             c.User,
-			KeyFile:          c.SSHKey,
-			KeyPassphrase:    env.Getenv("CLUSTER_SSH_KEY_PASSPHRASE"),
-			KnownHostsFile:   known,
-			AcceptNewHostKey: c.AcceptNewHostKey,
-			JumpHost:         c.JumpHost,
-			ReconnectBudget:  c.ReconnectBudget,
-			Logf:             logf,
-		})
+	}
+	return transport.DialSSH(ctx, transport.SSHConfig{
+		Host:             c.Host,
+		Port:             c.Port,
+		User:             c.User,
+		KeyFile:          env.abs(c.SSHKey),
+		KeyPassphrase:    env.Getenv("CLUSTER_SSH_KEY_PASSPHRASE"),
+		AgentSocket:      env.Getenv("SSH_AUTH_SOCK"),
+		KnownHostsFile:   known,
+		AcceptNewHostKey: c.AcceptNewHostKey,
+		JumpHost:         c.JumpHost,
+		ReconnectBudget:  c.ReconnectBudget,
+		Logf:             logf,
+	})
+}
+
+// connector opens the run's one connection and puts the Slurm client on
+// it; debugf receives the client's and the transport's step lines.
+func (c connFlags) connector(env Env, logf, debugf func(string, ...any)) runner.Connector {
+	return func(ctx context.Context) (runner.Cluster, error) {
+		t, err := c.transport(ctx, env, logf)
+		if err != nil {
+			return nil, err
+		}
+		return &sbatch.Client{T: t, Logf: debugf}, nil
 	}
 }
 
@@ -78,23 +90,11 @@ type jobFlags struct {
 
 // settings resolves the flags into the runner's Settings.
 func (j jobFlags) settings(env Env, conn connFlags, now time.Time) (runner.Settings, error) {
-	ws := j.Workspace
+	ws := env.abs(j.Workspace)
 	if ws == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return runner.Settings{}, err
-		}
-		ws = wd
+		ws = env.Dir
 	}
-	if abs, err := filepath.Abs(ws); err == nil {
-		ws = abs
-	}
-	trtllm := j.TRTLLMDir
-	if trtllm != "" {
-		if abs, err := filepath.Abs(trtllm); err == nil {
-			trtllm = abs
-		}
-	}
+	trtllm := env.abs(j.TRTLLMDir)
 	runID := j.RunID
 	if runID == "" {
 		name := "user"
@@ -115,14 +115,46 @@ func (j jobFlags) settings(env Env, conn connFlags, now time.Time) (runner.Setti
 	s := runner.Settings{
 		Partition: j.Partition, Account: j.Account, DockerImage: j.DockerImage, LLMData: j.LLMData,
 		MPIType: mpi, TRTLLMDir: trtllm, TRTLLMNodeDir: j.TRTLLMNodeDir, Workspace: ws,
-		ConfigName: j.ConfigName, Cluster: conn.Host, ClusterWork: clusterWork, TimeLimit: j.Time,
-		RunSh: j.RunSh, InstallSh: j.InstallSh, DraftPath: j.DraftLaunchSh, PytestCommand: j.PytestCommand,
+		ConfigName: j.ConfigName, ClusterWork: clusterWork, TimeLimit: j.Time,
+		RunSh: j.RunSh, InstallSh: j.InstallSh, DraftPath: env.abs(j.DraftLaunchSh), PytestCommand: j.PytestCommand,
 		StageName: j.StageName, Profile: j.Profile, RunID: runID, BuildURL: env.Getenv("BUILD_URL"),
+		Names: fieldName,
 	}
 	if v, ok := env.LookupEnv("TRTLLM_DISAGG_CT_PRECHECK"); ok {
 		s.PrecheckSwitch = &v
 	}
 	return s, nil
+}
+
+// fieldNames are the runner's inputs as a Jenkins user knows them: the
+// environment variable, which is also the flag's env tag.
+var fieldNames = map[runner.Field]string{
+	runner.FieldPartition:     "CLUSTER_PARTITION",
+	runner.FieldAccount:       "CLUSTER_ACCOUNT",
+	runner.FieldImage:         "DOCKER_IMAGE",
+	runner.FieldModelsRoot:    "CLUSTER_LLM_DATA",
+	runner.FieldMPIType:       "MPI_TYPE",
+	runner.FieldCheckout:      "TRTLLM_DIR",
+	runner.FieldNodeCheckout:  "TRTLLM_NODE_DIR",
+	runner.FieldWorkspace:     "WORKSPACE",
+	runner.FieldConfig:        "CONFIG_NAME",
+	runner.FieldClusterWork:   "CLUSTER_WORKDIR",
+	runner.FieldTimeLimit:     "CLUSTER_TIME",
+	runner.FieldRunScript:     "RUN_SH",
+	runner.FieldInstallScript: "INSTALL_SH",
+	runner.FieldDraft:         "DRAFT_LAUNCH_SH",
+	runner.FieldPytestCommand: "PYTEST_COMMAND",
+	runner.FieldStageName:     "STAGE_NAME",
+	runner.FieldProfile:       "DISAGG_PROFILE",
+	runner.FieldRunID:         "DISAGG_RUN_ID",
+	runner.FieldCluster:       "CLUSTER_HOST/CLUSTER_PORT/CLUSTER_USER",
+}
+
+func fieldName(f runner.Field) string {
+	if n, ok := fieldNames[f]; ok {
+		return n
+	}
+	return f
 }
 
 // secrets are values that must never be printed.

@@ -2,12 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
-	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
 	"github.com/disagg-runner/disagg-runner/runner"
 )
@@ -34,11 +34,11 @@ type generateCmd struct {
 
 func (c *generateCmd) Run(ctx context.Context, env Env) error {
 	if c.LaunchSh == "" && !c.Print {
-		return exitcode.Withf(exitcode.BadInput, "--launch-sh is required (or --print to write the script to stdout)")
+		return badInput(errors.New("--launch-sh is required (or --print to write the script to stdout)"))
 	}
 	profile := launch.Profile(c.Profile)
 	if profile == "" {
-		profile = runner.DetectProfile(c.LLMSrc)
+		profile = runner.DetectProfile(env.abs(c.LLMSrc))
 	}
 	req := launch.Request{
 		Profile:      profile,
@@ -55,9 +55,12 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 	if v, ok := env.LookupEnv("TRTLLM_DISAGG_CT_PRECHECK"); ok {
 		req.PrecheckSwitch = &v
 	}
-	res, err := launch.Generate(req, os.ReadFile)
+	// Paths stay as given (relative ones are written relative, as
+	// submit.py writes them) and are read from the Env's folder.
+	read := func(p string) ([]byte, error) { return os.ReadFile(env.abs(p)) }
+	res, err := launch.Generate(req, read)
 	if err != nil {
-		return exitcode.With(exitcode.BadInput, err)
+		return badInput(err)
 	}
 
 	summary := env.Stdout
@@ -70,7 +73,7 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 	if len(res.Contract) > 0 {
 		msg := launch.FormatMissing(c.DraftLaunchSh, profile, res.Contract)
 		if c.StrictContract {
-			return exitcode.Withf(exitcode.BadInput, "%s", msg)
+			return badInput(errors.New(msg))
 		}
 		fmt.Fprintf(env.Stderr, "disagg-runner: warning: %s\n", msg)
 	}
@@ -79,8 +82,8 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 		_, err := env.Stdout.Write(res.Script)
 		return err
 	}
-	if err := atomicfile.Write(c.LaunchSh, res.Script, 0o644); err != nil {
-		return exitcode.With(exitcode.BadInput, fmt.Errorf("writing --launch-sh: %w", err))
+	if err := atomicfile.Write(env.abs(c.LaunchSh), res.Script, 0o644); err != nil {
+		return badInput(fmt.Errorf("writing --launch-sh: %w", err))
 	}
 	fmt.Fprintf(summary, "Launch script generated at: %s\n", c.LaunchSh)
 	return nil

@@ -2,21 +2,18 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"path"
-	"regexp"
+	"path/filepath"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/runner"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
 
-var jobIDPattern = regexp.MustCompile(`^\d+(_\d+)?$`)
-
 func checkJobID(id string) (sbatch.JobID, error) {
-	if !jobIDPattern.MatchString(id) {
-		return "", exitcode.Withf(exitcode.BadInput, "JOBID %q: expected a Slurm job id such as 12345", id)
+	if !sbatch.ValidJobID(id) {
+		return "", badInput(fmt.Errorf("JOBID %q: expected a Slurm job id such as 12345", id))
 	}
 	return sbatch.JobID(id), nil
 }
@@ -30,22 +27,22 @@ type attachCmd struct {
 	FollowRoles  bool   `name:"follow-roles" env:"DISAGG_FOLLOW_ROLES" help:"Also stream the per-role server logs, each line prefixed with its role."`
 }
 
-func (c *attachCmd) Run(ctx context.Context, env Env, g *globals) error {
+func (c *attachCmd) Run(ctx context.Context, env Env, g *globals, res *result) error {
 	id, err := checkJobID(c.JobID)
 	if err != nil {
 		return err
 	}
 	con := g.console(env)
-	t, err := c.connector(env, con.Log.Infof)(ctx)
+	cluster, err := c.connector(env, con.Log.Infof, debugf(con))(ctx)
 	if err != nil {
 		return err
 	}
-	defer t.Close()
-	results := c.Results
+	defer cluster.Close()
+	results := env.abs(c.Results)
 	if results == "" {
-		results = path.Join("disagg-runner", "attach-"+c.JobID, "results")
+		results = env.abs(filepath.Join("disagg-runner", "attach-"+c.JobID, "results"))
 	}
-	_, err = runner.Attach(ctx, t, id, c.JobWorkspace, results, runner.Options{FollowRoles: c.FollowRoles}, con)
+	res.outcome, err = runner.Attach(ctx, cluster, id, c.JobWorkspace, results, runner.Options{FollowRoles: c.FollowRoles}, con)
 	return err
 }
 
@@ -61,7 +58,7 @@ func slurmClient(ctx context.Context, env Env, conn connFlags, jobID string) (sc
 	if id, err = checkJobID(jobID); err != nil {
 		return nil, "", nil, err
 	}
-	t, err := conn.connector(env, func(string, ...any) {})(ctx)
+	t, err := conn.transport(ctx, env, func(string, ...any) {})
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -76,10 +73,10 @@ func (c *statusCmd) Run(ctx context.Context, env Env) error {
 	defer done()
 	st, err := sc.Query(ctx, id)
 	if err != nil {
-		return err
+		return &runner.ClusterError{Err: err}
 	}
 	if !st.Known {
-		return exitcode.Withf(exitcode.BadInput, "job %s is not known to Slurm (%s)", id, orUnknown(st.Source))
+		return fmt.Errorf("job %s: %w (%s)", id, sbatch.ErrUnknownJob, orUnknown(st.Source))
 	}
 	fmt.Fprintf(env.Stdout, "job %s: %s", id, st.State)
 	if st.CancelledBy != "" {
@@ -115,7 +112,9 @@ func (c *cancelCmd) Run(ctx context.Context, env Env) error {
 	}
 	defer done()
 	st, err := sc.Cancel(ctx, id)
-	if err != nil {
+	if err != nil && !errors.Is(err, sbatch.ErrUnknownJob) {
+		return &runner.ClusterError{Err: err}
+	} else if err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "job %s: %s (confirmed from %s)\n", id, st.State, st.Source)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/disagg-runner/disagg-runner/runner"
@@ -16,14 +17,20 @@ type runCmd struct {
 	PendingEvery time.Duration `name:"pending-every" env:"DISAGG_PENDING_EVERY" default:"3m" help:"While the job is PENDING, repeat its reason and expected start this often."`
 }
 
-func (c *runCmd) Run(ctx context.Context, env Env, g *globals) error {
+func (c *runCmd) Run(ctx context.Context, env Env, g *globals, res *result) error {
 	con := g.console(env)
 	s, err := c.jobFlags.settings(env, c.connFlags, time.Now())
 	if err != nil {
 		return err
 	}
-	_, err = runner.Run(ctx, s, runner.Options{DryRun: c.DryRun, FollowRoles: c.FollowRoles, PendingEvery: c.PendingEvery}, c.connector(env, con.Log.Infof), con)
+	connect := c.connector(env, con.Log.Infof, debugf(con))
+	res.outcome, err = runner.Run(ctx, s, runner.Options{DryRun: c.DryRun, FollowRoles: c.FollowRoles, PendingEvery: c.PendingEvery}, connect, con)
 	return err
+}
+
+// debugf sends the Slurm client's step lines to the debug level.
+func debugf(con *runner.Console) func(string, ...any) {
+	return func(f string, a ...any) { con.Log.Debug(fmt.Sprintf(f, a...)) }
 }
 
 func (c *runCmd) Help() string {

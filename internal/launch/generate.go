@@ -27,6 +27,13 @@ type Request struct {
 	// PrecheckSwitch is TRTLLM_DISAGG_CT_PRECHECK when it is set (v2):
 	// "1" forces the precheck on, anything else off. Nil: the YAML decides.
 	PrecheckSwitch *string
+
+	// A caller that already holds an input passes it here instead of
+	// through a file: TestList, ScriptPrefix and SrunArgs replace reading
+	// their paths (which still name them in messages), Config replaces
+	// reading and parsing the YAML at the config path.
+	TestList, ScriptPrefix, SrunArgs []byte
+	Config                           *config.Config
 }
 
 // ReadFunc reads one input file. A missing file must yield an error for
@@ -67,7 +74,7 @@ func Generate(req Request, read ReadFunc) (*Result, error) {
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
-	testList, err := readInput(read, req.TestListPath, "--test-list")
+	testList, err := given(req.TestList, read, req.TestListPath, "--test-list")
 	if err != nil {
 		return nil, err
 	}
@@ -81,23 +88,25 @@ func Generate(req Request, read ReadFunc) (*Result, error) {
 			return nil, err
 		}
 	}
-	yamlBytes, err := read(res.ConfigPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("Config file not found: %s (from test id %q)", res.ConfigPath, id.Bracket)
-	} else if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
-	}
-	if res.Config, err = config.Parse(yamlBytes, res.ConfigPath); err != nil {
-		return nil, err
+	if res.Config = req.Config; res.Config == nil {
+		yamlBytes, err := read(res.ConfigPath)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("Config file not found: %s (from test id %q)", res.ConfigPath, id.Bracket)
+		} else if err != nil {
+			return nil, fmt.Errorf("reading config: %w", err)
+		}
+		if res.Config, err = config.Parse(yamlBytes, res.ConfigPath); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkEnvStrings(res.Config, res.ConfigPath); err != nil {
 		return nil, err
 	}
-	prefix, err := readInput(read, req.PrefixPath, "--script-prefix")
+	prefix, err := given(req.ScriptPrefix, read, req.PrefixPath, "--script-prefix")
 	if err != nil {
 		return nil, err
 	}
-	srunRaw, err := readInput(read, req.SrunArgsPath, "--srun-args")
+	srunRaw, err := given(req.SrunArgs, read, req.SrunArgsPath, "--srun-args")
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +155,14 @@ func draftPart(p Profile, draft []byte) []byte {
 		return draft
 	}
 	return []byte(strings.Join(nonEmptyStripped(strings.Split(string(draft), "\n")), "\n"))
+}
+
+// given is an input the caller passed in memory, else the file read.
+func given(data []byte, read ReadFunc, path, flag string) ([]byte, error) {
+	if data != nil {
+		return data, nil
+	}
+	return readInput(read, path, flag)
 }
 
 func readInput(read ReadFunc, path, flag string) ([]byte, error) {

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/disagg-runner/disagg-runner/internal/config"
+	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
 // The upstream generators paste values into the script unquoted or inside
@@ -46,7 +47,7 @@ func checkUnquotedPath(flag, p string) error {
 			continue
 		}
 		c := rest[0]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("/._+-=,:@%", c) >= 0) {
+		if !shellquote.SafeByte(c) {
 			return fmt.Errorf("%s %q: character %q is not allowed in a path written unquoted into launch.sh (expected letters, digits, / . _ + - = , : @ %% and $name)", flag, p, c)
 		}
 		rest = rest[1:]

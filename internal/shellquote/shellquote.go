@@ -12,27 +12,28 @@ func Quote(s string) string {
 	if s == "" {
 		return "''"
 	}
-	if isSafe(s) {
+	if IsSafe(s) {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// Join quotes every word and joins them with spaces into a command line.
-func Join(words ...string) string {
-	q := make([]string, len(words))
-	for i, w := range words {
-		q[i] = Quote(w)
-	}
-	return strings.Join(q, " ")
+// SafeChars lists, besides ASCII letters and digits, the characters that
+// are never special to a shell, in a word or a path. This is the project's
+// one shell-safe rule: every validator of a value written unquoted into a
+// script uses it (a second list could drift and open a hole).
+const SafeChars = "-_./:=,+@%"
+
+// SafeByte reports whether c is never special to a shell.
+func SafeByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(SafeChars, c) >= 0
 }
 
-func isSafe(s string) bool {
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-		case strings.ContainsRune("-_./:=,+@%", r):
-		default:
+// IsSafe reports whether s is made only of bytes that are never special
+// to a shell, so that it reads back unchanged without quotes.
+func IsSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !SafeByte(s[i]) {
 			return false
 		}
 	}

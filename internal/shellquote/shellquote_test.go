@@ -10,7 +10,11 @@ import (
 // exactly what went in, whatever the words hold.
 func roundTrip(t *testing.T, words ...string) []string {
 	t.Helper()
-	out, err := exec.Command("bash", "-c", "printf '%s\\0' "+Join(words...)).Output()
+	quoted := make([]string, len(words))
+	for i, w := range words {
+		quoted[i] = Quote(w)
+	}
+	out, err := exec.Command("bash", "-c", "printf '%s\\0' "+strings.Join(quoted, " ")).Output()
 	if err != nil {
 		t.Fatalf("bash: %v", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
 )
 
 // Local runs commands on this machine: the runner is already on the login
@@ -63,51 +65,18 @@ func (Local) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stder
 	return fmt.Errorf("local: run %q: %w", cmd, err)
 }
 
-// WriteFile writes data to a temporary file next to path, flushes it to
-// disk, sets mode and renames it over path, so that readers (a job starting
-// on another node of the shared file system, say) see either the old file
-// or the whole new one, never a part.
-func (Local) WriteFile(ctx context.Context, path string, data []byte, mode os.FileMode) (err error) {
+// WriteFile creates path's folder and writes the file atomically, so that
+// readers (a job starting on another node of the shared file system, say)
+// see either the old file or the whole new one, never a part.
+func (Local) WriteFile(ctx context.Context, path string, data []byte, mode os.FileMode) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("local: write %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.Write(path, data, mode); err != nil {
 		return fmt.Errorf("local: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-			err = fmt.Errorf("local: write %s: %w", path, err)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	// Chmod after creation: CreateTemp's 0600 and the umask must not decide
-	// the final mode.
-	if err = f.Chmod(mode.Perm()); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	// Make the rename itself durable; failing to is not worth failing for.
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -20,7 +20,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
@@ -28,7 +27,7 @@ import (
 // when the connection broke while the command was running: it may or may
 // not have finished on the node. Nothing is repeated on the caller's behalf;
 // the caller knows whether its command is safe to run again (WriteFile always
-// is). The error also carries exitcode.Unreachable.
+// is). The error is also ErrUnreachable.
 var ErrConnectionLost = errors.New("connection lost while the command was running")
 
 // SSHConfig says how to reach the login node. Zero values take the defaults
@@ -40,10 +39,13 @@ type SSHConfig struct {
 
 	// KeyFile is the private key to log in with; when set, it is the only
 	// key offered (so that a full agent cannot use up the server's
-	// MaxAuthTries before it). When empty: the ssh-agent at SSH_AUTH_SOCK,
+	// MaxAuthTries before it). When empty: the ssh-agent at AgentSocket,
 	// then ~/.ssh/id_ed25519, id_ecdsa and id_rsa, those that exist.
 	KeyFile       string
 	KeyPassphrase string // for an encrypted KeyFile (or encrypted default keys)
+	// AgentSocket is the ssh-agent's socket (the caller's SSH_AUTH_SOCK);
+	// empty means no agent.
+	AgentSocket string
 
 	// KnownHostsFile verifies the host key; default ~/.ssh/known_hosts.
 	// Verification cannot be turned off.
@@ -127,7 +129,7 @@ type redial struct {
 // failures (refused, timed out, reset) are retried with backoff for up to
 // ReconnectBudget; failures that waiting cannot fix (unknown or changed host
 // key, authentication, an unknown host name, an unreadable key) are returned
-// at once. All of them carry exitcode.Unreachable.
+// at once. All of them are ErrUnreachable.
 func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -142,11 +144,11 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 	s.name = cfg.User + "@" + s.addr
 	if cfg.JumpHost != "" {
 		if s.jump, err = parseJumpHost(cfg.JumpHost, cfg.User); err != nil {
-			return nil, exitcode.With(exitcode.Unreachable, err)
+			return nil, Unreachable(err)
 		}
 	}
 	if s.auth, err = newAuthSource(cfg); err != nil {
-		return nil, exitcode.With(exitcode.Unreachable, fmt.Errorf("ssh %s: %w", s.name, err))
+		return nil, Unreachable(fmt.Errorf("ssh %s: %w", s.name, err))
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	c, err := s.dialWithRetry(ctx, "retrying")
@@ -160,7 +162,7 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 
 func (cfg SSHConfig) withDefaults() (SSHConfig, error) {
 	if cfg.Host == "" {
-		return cfg, exitcode.Withf(exitcode.Unreachable, "ssh: no host given")
+		return cfg, unreachablef("ssh: no host given")
 	}
 	if cfg.Port == 0 {
 		cfg.Port = 22
@@ -168,16 +170,14 @@ func (cfg SSHConfig) withDefaults() (SSHConfig, error) {
 	if cfg.User == "" {
 		if u, err := user.Current(); err == nil && u.Username != "" {
 			cfg.User = u.Username
-		} else if env := os.Getenv("USER"); env != "" {
-			cfg.User = env
 		} else {
-			return cfg, exitcode.Withf(exitcode.Unreachable, "ssh %s: cannot tell the current user name; set the SSH user", cfg.Host)
+			return cfg, unreachablef("ssh %s: cannot tell the current user name; set the SSH user", cfg.Host)
 		}
 	}
 	if cfg.KnownHostsFile == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {
-			return cfg, exitcode.Withf(exitcode.Unreachable, "ssh %s: no known_hosts file given and no home folder to find ~/.ssh/known_hosts in", cfg.Host)
+			return cfg, unreachablef("ssh %s: no known_hosts file given and no home folder to find ~/.ssh/known_hosts in", cfg.Host)
 		}
 		cfg.KnownHostsFile = filepath.Join(home, ".ssh", "known_hosts")
 	}
@@ -317,7 +317,7 @@ func (s *SSH) dialWithRetry(ctx context.Context, verb string) (*sshConn, error) 
 		}
 		wait := min(backoff, time.Until(deadline))
 		if wait <= 0 {
-			return nil, exitcode.With(exitcode.Unreachable, fmt.Errorf(
+			return nil, Unreachable(fmt.Errorf(
 				"ssh %s: still unreachable after %d attempts in %s; last error: %w",
 				s.name, attempt, time.Since(start).Round(100*time.Millisecond), unprefixed(err, s.name)))
 		}
@@ -376,10 +376,10 @@ func (s *SSH) openSession(ctx context.Context) (*sshConn, *ssh.Session, error) {
 		}
 		if c.ping(s.cfg.KeepAliveInterval) == nil {
 			// The connection is fine; the server refused the session.
-			return nil, nil, exitcode.With(exitcode.Unreachable, fmt.Errorf("ssh %s: cannot open a session: %w", s.name, err))
+			return nil, nil, Unreachable(fmt.Errorf("ssh %s: cannot open a session: %w", s.name, err))
 		}
 		if try == tries {
-			return nil, nil, exitcode.With(exitcode.Unreachable, fmt.Errorf("ssh %s: the connection keeps dropping: %v", s.name, c.cause))
+			return nil, nil, Unreachable(fmt.Errorf("ssh %s: the connection keeps dropping: %v", s.name, c.cause))
 		}
 	}
 }
@@ -444,7 +444,7 @@ func (s *SSH) run(ctx context.Context, label, cmd string, stdin io.Reader, stdou
 			// connection broke.
 			return s.lost(label, c)
 		}
-		return exitcode.With(exitcode.Unreachable, fmt.Errorf("ssh %s: cannot start %s: %w", s.name, shortCmd(label), err))
+		return Unreachable(fmt.Errorf("ssh %s: cannot start %s: %w", s.name, shortCmd(label), err))
 	}
 	stdinDone := make(chan struct{})
 	if stdin != nil {
@@ -533,7 +533,7 @@ func withLifeline(cmd string) string {
 const remoteBash = "bash --norc -c "
 
 func (s *SSH) lost(label string, c *sshConn) error {
-	return exitcode.With(exitcode.Unreachable, fmt.Errorf("ssh %s: %w (%s; cause: %v)",
+	return Unreachable(fmt.Errorf("ssh %s: %w (%s; cause: %v)",
 		s.name, ErrConnectionLost, shortCmd(label), c.cause))
 }
 

@@ -20,7 +20,6 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
 
-	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
@@ -116,8 +115,8 @@ func wantUnreachable(t *testing.T, err error, words ...string) {
 		t.Fatal("no error")
 	}
 	t.Logf("error: %v", err)
-	if code := exitcode.Of(err); code != exitcode.Unreachable {
-		t.Errorf("exit code %d, want %d (error: %v)", code, exitcode.Unreachable, err)
+	if !errors.Is(err, ErrUnreachable) {
+		t.Errorf("error is not ErrUnreachable: %v", err)
 	}
 	if strings.Contains(err.Error(), "\n") {
 		t.Errorf("error is not one line: %q", err)
@@ -395,7 +394,7 @@ func TestSSHAgentAuth(t *testing.T) {
 			}()
 		}
 	}()
-	t.Setenv("SSH_AUTH_SOCK", sock)
+	e.cfg.AgentSocket = sock
 	e.cfg.KeyFile = ""
 
 	// The agent's key is not authorized yet: the failure names what was offered.
@@ -413,7 +412,7 @@ func TestSSHDefaultKeyFiles(t *testing.T) {
 	e := newEnv(t)
 	home := t.TempDir()
 	t.Setenv("HOME", home)
-	t.Setenv("SSH_AUTH_SOCK", "")
+	e.cfg.AgentSocket = ""
 	e.cfg.KeyFile = ""
 
 	_, err := DialSSH(testCtx(t), e.cfg)

@@ -18,9 +18,9 @@ import (
 // DialSSH, so that a bad key or passphrase fails before any connection; the
 // agent is asked afresh on every login, since its keys can change.
 type authSource struct {
-	signers  []ssh.Signer
-	names    []string // the key files behind signers, for messages
-	useAgent bool
+	signers     []ssh.Signer
+	names       []string // the key files behind signers, for messages
+	agentSocket string   // "" = no agent
 }
 
 // defaultKeyFiles are the ~/.ssh keys tried without a KeyFile, in OpenSSH's
@@ -38,7 +38,7 @@ func newAuthSource(cfg SSHConfig) (*authSource, error) {
 		return a, nil
 	}
 
-	a.useAgent = os.Getenv("SSH_AUTH_SOCK") != ""
+	a.agentSocket = cfg.AgentSocket
 	var skipped []string
 	if home, err := os.UserHomeDir(); err == nil {
 		for _, name := range defaultKeyFiles {
@@ -57,7 +57,7 @@ func newAuthSource(cfg SSHConfig) (*authSource, error) {
 			a.names = append(a.names, file)
 		}
 	}
-	if !a.useAgent && len(a.signers) == 0 {
+	if a.agentSocket == "" && len(a.signers) == 0 {
 		if len(skipped) > 0 {
 			return nil, errors.New(strings.Join(skipped, "; "))
 		}
@@ -100,8 +100,8 @@ func (a *authSource) method() (ssh.AuthMethod, func()) {
 	var agentConn net.Conn
 	signers := func() ([]ssh.Signer, error) {
 		var all []ssh.Signer
-		if a.useAgent {
-			if conn, err := net.Dial("unix", os.Getenv("SSH_AUTH_SOCK")); err == nil {
+		if a.agentSocket != "" {
+			if conn, err := net.Dial("unix", a.agentSocket); err == nil {
 				mu.Lock()
 				agentConn = conn
 				mu.Unlock()
@@ -127,7 +127,7 @@ func (a *authSource) method() (ssh.AuthMethod, func()) {
 // describe lists what is offered, for an authentication failure message.
 func (a *authSource) describe() string {
 	var parts []string
-	if a.useAgent {
+	if a.agentSocket != "" {
 		parts = append(parts, "the keys of ssh-agent")
 	}
 	parts = append(parts, a.names...)

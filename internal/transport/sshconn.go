@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
@@ -150,7 +149,7 @@ func (s *SSH) dialOnce(ctx context.Context) (*sshConn, error) {
 	cancel()
 	if err != nil {
 		jc.Close()
-		return nil, exitcode.With(exitcode.Unreachable, &dialError{
+		return nil, Unreachable(&dialError{
 			msg: fmt.Sprintf("ssh %s: the jump host %s cannot connect to it: %v (check the host and port as the jump host sees them)", s.name, s.jump, err),
 			err: err,
 		})
@@ -170,7 +169,7 @@ func (s *SSH) viaJump(err error) error {
 	if !errors.As(err, &de) {
 		return err
 	}
-	return exitcode.With(exitcode.Unreachable, &dialError{
+	return Unreachable(&dialError{
 		msg:       de.msg + " (jump host for " + s.name + ")",
 		permanent: de.permanent,
 		err:       de.err,
@@ -193,7 +192,7 @@ func (s *SSH) login(ctx context.Context, nc net.Conn, e *endpoint) (*ssh.Client,
 	plan, err := s.hosts.forAddr(e.addr)
 	if err != nil {
 		nc.Close()
-		return nil, exitcode.With(exitcode.Unreachable, &dialError{
+		return nil, Unreachable(&dialError{
 			msg: fmt.Sprintf("ssh %s: %v", e, err), permanent: true, err: err})
 	}
 	auth, done := s.auth.method()
@@ -224,7 +223,7 @@ func (s *SSH) login(ctx context.Context, nc net.Conn, e *endpoint) (*ssh.Client,
 			return nil, ctx.Err()
 		}
 		if timedOut.Load() {
-			return nil, exitcode.With(exitcode.Unreachable, &dialError{
+			return nil, Unreachable(&dialError{
 				msg: fmt.Sprintf("ssh %s: no SSH handshake within %s (is it an SSH server, and is the port right?)", e, s.cfg.DialTimeout),
 				err: err,
 			})
@@ -249,7 +248,7 @@ func (s *SSH) connectError(e *endpoint, err error) error {
 	default:
 		de.msg = fmt.Sprintf("ssh %s: cannot connect: %v", e, err)
 	}
-	return exitcode.With(exitcode.Unreachable, de)
+	return Unreachable(de)
 }
 
 func isTimeout(err error) bool {
@@ -286,7 +285,7 @@ func (s *SSH) handshakeError(e *endpoint, err error, plan *hostKeyPlan) error {
 	default:
 		de.msg = fmt.Sprintf("ssh %s: handshake failed: %v", e, trimSSHPrefix(err))
 	}
-	return exitcode.With(exitcode.Unreachable, de)
+	return Unreachable(de)
 }
 
 func trimSSHPrefix(err error) string {

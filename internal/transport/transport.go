@@ -7,6 +7,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,7 +18,7 @@ type Transport interface {
 	// Run runs cmd with `bash -c` semantics on the login node. stdin,
 	// stdout and stderr may be nil. A command that ran and exited non-zero
 	// returns an *ExitError; failing to reach the node returns an error
-	// wrapped with exitcode.Unreachable.
+	// for which errors.Is(err, ErrUnreachable) holds.
 	Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error
 
 	// WriteFile writes data to path atomically (a temporary name in the
@@ -29,6 +30,27 @@ type Transport interface {
 
 	// Close releases the connection, if any.
 	Close() error
+}
+
+// ErrUnreachable is in the chain of every error that says the login node
+// could not be reached: connection, authentication, host key, or a
+// connection that stayed down for the whole reconnect budget.
+var ErrUnreachable = errors.New("the login node cannot be reached")
+
+// unreachable marks err as ErrUnreachable while keeping its own message and
+// chain (ErrConnectionLost, a host-key error) visible to errors.Is/As.
+type unreachable struct{ err error }
+
+func (u *unreachable) Error() string        { return u.err.Error() }
+func (u *unreachable) Unwrap() error        { return u.err }
+func (u *unreachable) Is(target error) bool { return target == ErrUnreachable }
+
+// Unreachable returns err marked as ErrUnreachable; nil stays nil.
+func Unreachable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &unreachable{err}
 }
 
 // ExitError reports a command that ran and exited with a non-zero status.
@@ -44,3 +66,5 @@ func (e *ExitError) Error() string {
 	}
 	return fmt.Sprintf("%s: exit status %d", e.Cmd, e.Code)
 }
+
+func unreachablef(format string, args ...any) error { return Unreachable(fmt.Errorf(format, args...)) }

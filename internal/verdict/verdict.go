@@ -11,8 +11,10 @@ package verdict
 import (
 	"encoding/xml"
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 )
@@ -23,6 +25,11 @@ type Evidence struct {
 	CancelledBy string // "CANCELLED by <uid>" as sacct reports it, when known
 	JobLog      []byte // job-output.log (the benchmark step writes here)
 	JUnit       [][]byte
+	// Interrupt is the signal that stopped the runner, which then
+	// cancelled the job; nil when none did.
+	Interrupt os.Signal
+	// Lost is why following the job failed before its end was learned.
+	Lost error
 }
 
 // Verdict is the exit code and a one-line reason.
@@ -57,25 +64,32 @@ func Decide(ev Evidence) Verdict {
 		v.Source = "junit XML"
 	}
 
+	v.Code, v.Reason = jobCode(ev, v.PytestCode)
 	switch {
-	case ev.State == "TIMEOUT":
-		v.Code, v.Reason = exitcode.Timeout, "the job hit its time limit"
-	case v.PytestCode >= 1 && v.PytestCode <= 5:
-		v.Code = v.PytestCode
-		v.Reason = fmt.Sprintf("pytest exited %d (%s)", v.PytestCode, pytestMeaning(v.PytestCode))
-	case v.PytestCode == 0 && ev.State == "COMPLETED":
-		v.Code, v.Reason = exitcode.OK, "pytest passed"
-	case v.PytestCode == 0:
-		v.Code = exitcode.JobFailed
-		v.Reason = fmt.Sprintf("pytest passed but the job ended %s", stateText(ev))
-	case v.PytestCode > 5:
-		v.Code = exitcode.JobFailed
-		v.Reason = fmt.Sprintf("the benchmark step exited %d, which is not a pytest exit code (crash or signal); job %s", v.PytestCode, stateText(ev))
-	default:
-		v.Code = exitcode.JobFailed
-		v.Reason = fmt.Sprintf("no pytest result found (no Rank0 line, srun report or junit XML); job %s", stateText(ev))
+	case ev.Interrupt != nil:
+		v.Code, v.Reason = exitcode.ForSignal(ev.Interrupt), "interrupted; job cancelled ("+v.Reason+")"
+	case ev.Lost != nil:
+		v.Code, v.Reason = exitcode.JobFailed, "following the job failed: "+strings.Join(strings.Fields(ev.Lost.Error()), " ")
 	}
 	return v
+}
+
+// jobCode is the code and reason from the job's state and pytest's code
+// (-1 when no source had it).
+func jobCode(ev Evidence, pytest int) (int, string) {
+	switch {
+	case ev.State == "TIMEOUT":
+		return exitcode.Timeout, "the job hit its time limit"
+	case pytest >= 1 && pytest <= 5:
+		return pytest, fmt.Sprintf("pytest exited %d (%s)", pytest, pytestMeaning(pytest))
+	case pytest == 0 && ev.State == "COMPLETED":
+		return exitcode.OK, "pytest passed"
+	case pytest == 0:
+		return exitcode.JobFailed, fmt.Sprintf("pytest passed but the job ended %s", stateText(ev))
+	case pytest > 5:
+		return exitcode.JobFailed, fmt.Sprintf("the benchmark step exited %d, which is not a pytest exit code (crash or signal); job %s", pytest, stateText(ev))
+	}
+	return exitcode.JobFailed, fmt.Sprintf("no pytest result found (no Rank0 line, srun report or junit XML); job %s", stateText(ev))
 }
 
 func stateText(ev Evidence) string {

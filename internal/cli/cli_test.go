@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/alecthomas/kong"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestScripts drives the command line in-process through Main, from the
+// txtar scenarios in testdata/script: help, flags and their environment
+// variables, exit codes, --dry-run, generate, and check without a
+// cluster. `disagg-runner ARGS` runs Main in the script's folder with the
+// script's environment; `code N` asserts the last exit code.
+func TestScripts(t *testing.T) {
+	checkout, err := filepath.Abs(filepath.Join("..", "..", "testdata", "trtllm-v2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden, err := filepath.Abs(filepath.Join("..", "..", "testdata", "shared", "golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// kong applies the process's own variables before Main's resolver
+	// sees the script's: none of the flags' variables may leak in from
+	// the environment the tests run in (scripts/test exports the test
+	// cluster's).
+	for _, name := range flagEnvNames(t) {
+		if v, ok := os.LookupEnv(name); ok {
+			t.Setenv(name, v) // restored after the test
+			os.Unsetenv(name)
+		}
+	}
+	testscript.Run(t, testscript.Params{
+		Dir: filepath.Join("testdata", "script"),
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("CHECKOUT_V2", checkout)
+			env.Setenv("GOLDEN", golden)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"disagg-runner": runMain,
+			"code": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: code N")
+				}
+				if got := ts.Getenv("LAST_EXIT"); (got == args[0]) == neg {
+					ts.Fatalf("exit code %s, want %s%s", got, map[bool]string{true: "not "}[neg], args[0])
+				}
+			},
+			"cpdir": cpdir,
+		},
+	})
+}
+
+// flagEnvNames are the environment variables of every flag.
+func flagEnvNames(t *testing.T) []string {
+	parser, err := kong.New(&root{}, kong.Vars{"version": "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	kong.Visit(parser.Model, func(n kong.Visitable, next kong.Next) error {
+		if f, ok := n.(*kong.Flag); ok {
+			names = append(names, f.Envs...)
+		}
+		return next(nil)
+	})
+	if len(names) < 20 {
+		t.Fatalf("only %d flag variables found: %q", len(names), names)
+	}
+	return names
+}
+
+func runMain(ts *testscript.TestScript, neg bool, args []string) {
+	env := Env{
+		Stdout: ts.Stdout(),
+		Stderr: ts.Stderr(),
+		LookupEnv: func(name string) (string, bool) {
+			v := ts.Getenv(name)
+			return v, v != ""
+		},
+		Dir: ts.MkAbs("."),
+	}
+	code := Main(context.Background(), args, env)
+	ts.Setenv("LAST_EXIT", strconv.Itoa(code))
+	if (code != 0) != neg {
+		ts.Fatalf("disagg-runner exited %d", code)
+	}
+}
+
+// cpdir copies a folder tree (a stand-in checkout, a golden case).
+func cpdir(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: cpdir SRC DST")
+	}
+	src, dst := ts.MkAbs(args[0]), ts.MkAbs(args[1])
+	ts.Check(filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if info.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), data, info.Mode().Perm())
+	}))
+}

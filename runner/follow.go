@@ -1,0 +1,190 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"sync"
+	"time"
+
+	"github.com/disagg-runner/disagg-runner/prefix"
+	"github.com/disagg-runner/disagg-runner/sbatch"
+)
+
+// follow streams the job log (and the role logs) while watching the
+// state, and returns the final state once the job ended and the streams
+// drained.
+func (j *jobRun) follow(ctx context.Context) (sbatch.JobState, error) {
+	stop := make(chan struct{})
+	waitStreams := j.startStreams(ctx, stop)
+	reporter := newStateReporter(j.con, j.id)
+	pendingDone := make(chan struct{})
+	go j.repeatPending(ctx, reporter, pendingDone)
+	final, err := j.cluster.Watch(ctx, j.id, path.Join(j.ws, FinishedName), reporter.changed)
+	close(pendingDone)
+	close(stop)
+	waitStreams()
+	j.con.Flush()
+	return final, err
+}
+
+// startStreams starts the job-log stream, and with FollowRoles one per
+// role-log folder; they end once stop closes and they have drained. The
+// function returned waits for that.
+func (j *jobRun) startStreams(ctx context.Context, stop <-chan struct{}) (wait func()) {
+	var wg sync.WaitGroup
+	jobLog := j.con.Out
+	var lw *lineWriter
+	if j.opt.FollowRoles {
+		// Role lines arrive whole; the job log in chunks. Hold its partial
+		// lines back so that the two never mix within a line.
+		lw = &lineWriter{w: j.con.Out}
+		jobLog = lw
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, err := j.cluster.Follow(ctx, path.Join(j.ws, prefix.JobLogName), jobLog, stop); err != nil && ctx.Err() == nil {
+			j.con.Log.Warn("job log streaming stopped", "err", err)
+		}
+	}()
+	if j.opt.FollowRoles {
+		for _, dir := range roleLogDirs(j.ws, j.testID) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := j.cluster.FollowMany(ctx, dir, roleLogPattern, j.con.Out, stop); err != nil && ctx.Err() == nil {
+					j.con.Log.Warn("role log streaming stopped", "dir", dir, "err", err)
+				}
+			}()
+		}
+	}
+	return func() {
+		wg.Wait()
+		if lw != nil {
+			lw.Flush()
+		}
+	}
+}
+
+// stateReporter logs the job's state changes and remembers the last one
+// for the pending reminder.
+type stateReporter struct {
+	con        *Console
+	id         sbatch.JobID
+	mu         sync.Mutex
+	last       sbatch.JobState
+	lastReport time.Time
+}
+
+func newStateReporter(con *Console, id sbatch.JobID) *stateReporter {
+	return &stateReporter{con: con, id: id, lastReport: time.Now()}
+}
+
+func (s *stateReporter) changed(st sbatch.JobState) {
+	s.mu.Lock()
+	same := s.last.State == st.State && s.last.Restarts == st.Restarts && s.last.Reason == st.Reason && s.last.NodeList == st.NodeList
+	s.last, s.lastReport = st, time.Now()
+	s.mu.Unlock()
+	if same {
+		return
+	}
+	switch st.State {
+	case "PENDING":
+		s.con.Log.Info("job PENDING", "job", s.id, "reason", st.Reason, "expected_start", timeText(st.ExpectedStart), "restarts", st.Restarts)
+	case "RUNNING":
+		s.con.Log.Info("job RUNNING", "job", s.id, "nodes", st.NodeList)
+	default:
+		s.con.Log.Info("job "+st.State, "job", s.id, "exit_code", fmt.Sprintf("%d:%d", st.ExitCode, st.Signal), "end", timeText(st.End))
+	}
+}
+
+// pendingDue reports whether a PENDING job has gone unreported for half
+// the reminder interval.
+func (s *stateReporter) pendingDue(every time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last.State == "PENDING" && time.Since(s.lastReport) >= every/2
+}
+
+func (s *stateReporter) reported() {
+	s.mu.Lock()
+	s.lastReport = time.Now()
+	s.mu.Unlock()
+}
+
+// repeatPending repeats, while the job waits, why and until when, asking
+// Slurm afresh (2 controller RPCs every few minutes): Watch itself asks
+// the controller rarely, so its reason may be the one from submission.
+func (j *jobRun) repeatPending(ctx context.Context, s *stateReporter, done <-chan struct{}) {
+	every := j.opt.PendingEvery
+	if every <= 0 {
+		every = 3 * time.Minute
+	}
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-ticker.C:
+		}
+		if !s.pendingDue(every) {
+			continue
+		}
+		st, err := j.cluster.Query(ctx, j.id)
+		if err != nil || st.State != "PENDING" {
+			continue
+		}
+		j.con.Log.Info("still PENDING", "job", j.id, "reason", st.Reason, "expected_start", timeText(st.ExpectedStart))
+		s.reported()
+	}
+}
+
+// roleLogPattern matches the per-role logs (gen_server_0.log,
+// ctx_server_0.log, disagg_server.log) that both draft generations write.
+const roleLogPattern = "*_server*.log"
+
+// roleLogDirs are where they are: v1 drafts write them to the job
+// workspace, v2 drafts to the per-test output folder below it.
+func roleLogDirs(ws, testID string) []string {
+	dirs := []string{ws}
+	if b := bracket(testID); b != "" {
+		dirs = append(dirs, path.Join(ws, b))
+	}
+	return dirs
+}
+
+// lineWriter passes on whole lines only; Flush writes the rest.
+type lineWriter struct {
+	w       io.Writer
+	pending []byte
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.pending = append(l.pending, p...)
+	if i := bytes.LastIndexByte(l.pending, '\n'); i >= 0 {
+		if _, err := l.w.Write(l.pending[:i+1]); err != nil {
+			return 0, err
+		}
+		l.pending = append([]byte(nil), l.pending[i+1:]...)
+	}
+	return len(p), nil
+}
+
+// Flush writes a last partial line.
+func (l *lineWriter) Flush() {
+	if len(l.pending) > 0 {
+		l.w.Write(l.pending)
+		l.pending = nil
+	}
+}
+
+func timeText(t time.Time) string {
+	if t.IsZero() {
+		return "unknown"
+	}
+	return t.Format(time.RFC3339)
+}

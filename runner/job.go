@@ -1,0 +1,171 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/disagg-runner/disagg-runner/internal/verdict"
+	"github.com/disagg-runner/disagg-runner/sbatch"
+)
+
+// Interrupt is the cancellation cause the CLI gives a run's context when
+// a signal stops it: after submission the run cancels its job, collects
+// what exists and exits with the signal's code.
+type Interrupt struct{ Signal os.Signal }
+
+func (i Interrupt) Error() string { return "interrupted by " + i.Signal.String() }
+
+// jobRun takes a job that exists to its verdict: stages 6–8, shared by
+// `run` after submission and by `attach`.
+type jobRun struct {
+	cluster    Cluster
+	id         sbatch.JobID
+	ws         string // the job workspace on the cluster
+	resultsDir string
+	testID     string
+	opt        Options
+	con        *Console
+	out        *Outcome
+
+	final     sbatch.JobState
+	interrupt os.Signal // the signal that stopped the runner, if any
+	lost      error     // why the job's end could not be learned
+	ev        verdict.Evidence
+	maskErr   error
+}
+
+func (j *jobRun) finish(ctx context.Context) error {
+	j.stage(6, "follow job "+string(j.id), func() error { return j.followStage(ctx) })
+	cctx, cancel := j.collectContext(ctx)
+	defer cancel()
+	j.stage(7, "collect results", func() error { return j.collect(cctx) })
+	j.stage(8, "verdict", j.decide)
+	return j.maskErr
+}
+
+func (j *jobRun) stage(n int, name string, do func() error) {
+	done := j.con.Stage(n, name)
+	done(do())
+}
+
+// followStage is stage 6: stream the log while watching the state until
+// the job ends. A signal cancels the job and waits to see it end.
+func (j *jobRun) followStage(ctx context.Context) error {
+	final, err := j.follow(ctx)
+	j.out.EndNoticed = time.Now()
+	if ctx.Err() != nil {
+		j.interrupt = os.Interrupt
+		var in Interrupt
+		if errors.As(context.Cause(ctx), &in) {
+			j.interrupt = in.Signal
+		}
+		j.con.Log.Warn("interrupted: cancelling the job", "job", j.id, "cause", context.Cause(ctx))
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+		st, cerr := j.cluster.Cancel(cctx, j.id)
+		cancel()
+		if cerr != nil {
+			j.con.Log.Error("cancel not confirmed", "job", j.id, "err", cerr)
+		} else {
+			final, err = st, nil
+			j.con.Log.Info("job cancelled", "job", j.id, "state", st.State)
+		}
+	} else if err != nil {
+		// The job's end could not be learned; what it left is still worth
+		// collecting for the person who has to find out why.
+		j.lost = err
+		j.con.Log.Error("following the job failed", "job", j.id, "err", err)
+	}
+	j.final = final
+	fillState(j.out, final)
+	return err
+}
+
+// collectContext outlives an interruption (for a bounded time): an
+// interrupted run still collects what exists.
+func (j *jobRun) collectContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if j.interrupt == nil && j.lost == nil {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+}
+
+// decide is stage 8: the exit code from what the job left, the summary,
+// and the one-line verdict.
+func (j *jobRun) decide() error {
+	j.ev.State, j.ev.CancelledBy = j.final.State, j.final.CancelledBy
+	j.ev.Interrupt, j.ev.Lost = j.interrupt, j.lost
+	v := verdict.Decide(j.ev)
+	o := j.out
+	o.ExitCode, o.PytestCode, o.PytestSource, o.Reason = v.Code, v.PytestCode, v.Source, v.Reason
+	o.RunnerEnded = time.Now()
+	err := writeSummary(j.resultsDir, o)
+	if err != nil {
+		j.con.Log.Warn("could not write the summary", "err", err)
+	}
+	j.con.Log.Info(verdictLine(o))
+	return err
+}
+
+func verdictLine(o *Outcome) string {
+	wall := ""
+	if !o.Started.IsZero() && !o.Ended.IsZero() {
+		wall = ", wall " + o.Ended.Sub(o.Started).Round(time.Second).String()
+	}
+	pytest := "no pytest result"
+	if o.PytestCode >= 0 {
+		pytest = fmt.Sprintf("pytest %d from %s", o.PytestCode, o.PytestSource)
+	}
+	state := o.State
+	if o.CancelledBy != "" {
+		state += " by " + o.CancelledBy
+	}
+	return fmt.Sprintf("verdict: exit %d: %s (job %s %s on %s, %s%s)", o.ExitCode, o.Reason, o.JobID, orText(state, "UNKNOWN"), orText(o.Nodes, "no nodes"), pytest, wall)
+}
+
+func fillState(out *Outcome, st sbatch.JobState) {
+	out.State, out.CancelledBy, out.Nodes, out.StateSource = st.State, st.CancelledBy, st.NodeList, st.Source
+	out.SlurmExitCode = fmt.Sprintf("%d:%d", st.ExitCode, st.Signal)
+	out.Submitted, out.Started, out.Ended = st.Submit, st.Start, st.End
+}
+
+// Attach follows an existing job from stage 6 on. Without a job workspace
+// it uses the folder of the job's output file as Slurm reports it.
+func Attach(ctx context.Context, c Cluster, id sbatch.JobID, ws, resultsDir string, opt Options, con *Console) (*Outcome, error) {
+	st, err := c.Query(ctx, id)
+	if err != nil {
+		return nil, &ClusterError{err}
+	}
+	if !st.Known {
+		return nil, fmt.Errorf("attach %s: %w (%s)", id, sbatch.ErrUnknownJob, orText(st.Source, "no answer"))
+	}
+	if ws == "" {
+		if st.StdOut == "" {
+			return nil, &NoWorkspaceError{ID: id, Source: st.Source}
+		}
+		ws = path.Dir(st.StdOut)
+		con.Log.Info("job workspace from Slurm", "job", id, "dir", ws)
+	}
+	out := &Outcome{RunID: "attach-" + string(id), JobID: string(id), PytestCode: -1, RunnerStarted: time.Now(),
+		JobWorkspace: ws, ResultsDir: resultsDir, Transport: c.String(), Reattached: true}
+	if tl, err := c.ReadFile(ctx, path.Join(ws, TestListName), 4096); err == nil {
+		out.TestID = strings.TrimSpace(string(tl))
+	}
+	j := &jobRun{cluster: c, id: id, ws: ws, resultsDir: resultsDir, testID: out.TestID, opt: opt, con: con, out: out}
+	return out, j.finish(ctx)
+}
+
+// NoWorkspaceError is an attach to a job whose workspace Slurm cannot
+// tell: the user must name it.
+type NoWorkspaceError struct {
+	ID     sbatch.JobID
+	Source string
+}
+
+func (e *NoWorkspaceError) Error() string {
+	return fmt.Sprintf("attach %s: Slurm does not say where the job's output goes (%s); name the job workspace", e.ID, e.Source)
+}

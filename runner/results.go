@@ -1,0 +1,186 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
+	"github.com/disagg-runner/disagg-runner/prefix"
+)
+
+// Outcome is what a finished run learned; it is also written as the
+// machine-readable summary.
+type Outcome struct {
+	RunID         string    `json:"run_id"`
+	JobID         string    `json:"job_id,omitempty"`
+	Profile       string    `json:"profile"`
+	Config        string    `json:"config"`
+	TestID        string    `json:"test_id"`
+	Transport     string    `json:"transport,omitempty"`
+	JobWorkspace  string    `json:"job_workspace"`
+	State         string    `json:"state,omitempty"`
+	StateSource   string    `json:"state_source,omitempty"` // which Slurm command gave the final state
+	CancelledBy   string    `json:"cancelled_by,omitempty"`
+	SlurmExitCode string    `json:"slurm_exit_code,omitempty"`
+	Nodes         string    `json:"nodes,omitempty"`
+	PytestCode    int       `json:"pytest_exit_code"`
+	PytestSource  string    `json:"pytest_exit_code_source,omitempty"`
+	ExitCode      int       `json:"exit_code"`
+	Reason        string    `json:"reason"`
+	Submitted     time.Time `json:"submitted,omitzero"`
+	Started       time.Time `json:"started,omitzero"`
+	Ended         time.Time `json:"ended,omitzero"`
+	EndNoticed    time.Time `json:"end_noticed,omitzero"`
+	RunnerStarted time.Time `json:"runner_started"`
+	RunnerEnded   time.Time `json:"runner_ended"`
+	ResultsDir    string    `json:"results_dir"`
+	Fetched       []string  `json:"fetched,omitempty"`
+	Missing       []string  `json:"missing,omitempty"`
+	// Unmasked lists result files removed because a secret in them could
+	// not be masked (the run then fails rather than archive them).
+	Unmasked   []string `json:"unmasked,omitempty"`
+	BuildURL   string   `json:"build_url,omitempty"`
+	Reattached bool     `json:"reattached,omitempty"`
+}
+
+// collect is stage 7: copy back what Jenkins archives, mask secrets in
+// it, and gather the verdict's evidence. A failure is logged and the
+// verdict still runs on whatever arrived.
+func (j *jobRun) collect(ctx context.Context) error {
+	if err := os.MkdirAll(j.resultsDir, 0o755); err != nil {
+		j.con.Log.Error("collecting results failed", "err", err)
+		return err
+	}
+	fetched, missing, err := j.cluster.Fetch(ctx, j.ws, resultNames(j.testID), j.resultsDir)
+	j.out.Fetched, j.out.Missing = fetched, missing
+	if err != nil {
+		j.con.Log.Error("collecting results failed", "err", err)
+	}
+	// The verdict reads the job log before it is masked: masking must
+	// not hide the lines it looks for.
+	if log, rerr := os.ReadFile(filepath.Join(j.resultsDir, prefix.JobLogName)); rerr == nil {
+		j.ev.JobLog = log
+	}
+	if merr := j.maskResults(); merr != nil {
+		j.maskErr = merr
+		j.con.Log.Error(merr.Error())
+		if err == nil {
+			err = merr
+		}
+	}
+	xmls, _ := filepath.Glob(filepath.Join(j.resultsDir, "results*.xml"))
+	for _, x := range xmls {
+		if b, rerr := os.ReadFile(x); rerr == nil {
+			j.ev.JUnit = append(j.ev.JUnit, b)
+		}
+	}
+	return err
+}
+
+// resultNames are what Jenkins' junit and archiveArtifacts get.
+func resultNames(testID string) []string {
+	names := []string{"results*.xml", "unfinished_test.txt", "install.log", prefix.JobLogName, "*.log", FinishedName, JobIDName, LaunchName}
+	if b := bracket(testID); b != "" {
+		names = append(names, b) // the per-test output folder
+	}
+	return names
+}
+
+// bracket is the text between a pytest id's last [ and its ].
+func bracket(testID string) string {
+	i := strings.LastIndexByte(testID, '[')
+	if i < 0 {
+		return ""
+	}
+	b, _, _ := strings.Cut(testID[i+1:], "]")
+	return b
+}
+
+// MaskError is a result file in which secrets could not be masked. The
+// file is removed, so that Jenkins cannot archive it, and the run fails.
+type MaskError struct {
+	Files []string
+	Err   error
+}
+
+func (e *MaskError) Error() string {
+	return fmt.Sprintf("could not mask secrets in %s (removed so that it is not archived): %v", strings.Join(e.Files, ", "), e.Err)
+}
+
+func (e *MaskError) Unwrap() error { return e.Err }
+
+// maskResults masks secret-named assignments in the collected scripts
+// and logs (set -x traces every export), because Jenkins archives them.
+func (j *jobRun) maskResults() error {
+	var failed []string
+	var first error
+	walkErr := filepath.WalkDir(j.resultsDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".log") || strings.HasSuffix(p, ".sh")) {
+			return err
+		}
+		if err := maskFile(p); err != nil {
+			failed = append(failed, p)
+			first = cmpOr(first, err)
+			if rmErr := os.Remove(p); rmErr != nil {
+				first = fmt.Errorf("%v; and removing it failed too: %v", err, rmErr)
+			}
+		}
+		return nil
+	})
+	if walkErr != nil {
+		return &MaskError{Files: []string{j.resultsDir}, Err: walkErr}
+	}
+	if len(failed) > 0 {
+		j.out.Unmasked = failed
+		return &MaskError{Files: failed, Err: first}
+	}
+	return nil
+}
+
+// maskFileHook, when set by a test, replaces the file write of maskFile,
+// to make it fail on demand.
+var maskFileHook func(path string, data []byte) error
+
+func maskFile(p string) error {
+	info, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	m := MaskAssignments(b)
+	if bytes.Equal(m, b) {
+		return nil
+	}
+	if maskFileHook != nil {
+		return maskFileHook(p, m)
+	}
+	return atomicfile.Write(p, m, info.Mode().Perm())
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func writeSummary(dir string, o *Outcome) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(o, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, SummaryName), append(b, '\n'), 0o644)
+}
