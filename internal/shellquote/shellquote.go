@@ -18,6 +18,20 @@ func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// ShlexQuote is Python's shlex.quote, byte for byte: the same words stay
+// unquoted as with Quote (the same safe characters), and a single quote
+// inside a quoted word is written '"'"' instead of '\”. Generators that
+// must reproduce a Python tool's output use it; everything else uses Quote.
+func ShlexQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	if isSafe(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
+}
+
 // Join quotes every word and joins them with spaces into a command line.
 func Join(words ...string) string {
 	q := make([]string, len(words))
