@@ -90,6 +90,9 @@ func Generate(req Request, read ReadFunc) (*Result, error) {
 	if res.Config, err = config.Parse(yamlBytes, res.ConfigPath); err != nil {
 		return nil, err
 	}
+	if req.Profile == V2 && res.Config.Precheck.V2Err != nil {
+		return nil, res.Config.Precheck.V2Err
+	}
 	if err := checkEnvStrings(res.Config, res.ConfigPath); err != nil {
 		return nil, err
 	}

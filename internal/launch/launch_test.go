@@ -228,6 +228,9 @@ func TestGenerateErrors(t *testing.T) {
 		{"injected env var", V2, func(r *Request, f map[string]string) {
 			f[ConfigPath(V2, "src", "cfg")] = strings.Replace(goodYAML, `"A=1"`, "'A=`reboot`'", 1)
 		}, "environment.worker_env_var: value \"A=`reboot`\": character '`' is not allowed"},
+		{"v2 precheck not a boolean", V2, func(r *Request, f map[string]string) {
+			f[ConfigPath(V2, "src", "cfg")] = goodYAML + "cache_transceiver_precheck: {enabled: sometimes}\n"
+		}, `cache_transceiver_precheck.enabled: expected true or false, got "sometimes"`},
 		{"gen-only bad concurrency", V1, func(r *Request, f map[string]string) {
 			f[ConfigPath(V1, "src", "cfg")] = strings.Replace(goodYAML, "mode: e2e", "mode: gen_only", 1)
 		}, `benchmark.concurrency_list: expected one positive integer where it is used (gen-only), got "512 1075"`},
