@@ -19,7 +19,7 @@ var (
 // unescaped double quote, where a backslash escapes only `"` and `\` (and
 // is kept before anything else); outside quotes a backslash takes the next
 // character literally. Quotes are removed and may join with neighbouring
-// text into one word; an empty pair ("" or '') is an empty word.
+// text into one word; an empty pair of quotes is an empty word.
 //
 // It works on bytes: every special character is ASCII, so UTF-8 text
 // (and any other byte) passes through unchanged.

@@ -19,8 +19,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
-	"github.com/disagg-runner/disagg-runner/internal/testcluster"
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
+	"github.com/disagg-runner/disagg-runner/internal/testcluster"
 )
 
 // These tests talk to the OpenSSH login node of scripts/testcluster, which
