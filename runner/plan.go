@@ -259,6 +259,12 @@ func jobName(runID string) string {
 // DetectProfile picks the generator profile of a checkout on this machine.
 func DetectProfile(llmSrc string) launch.Profile { return launch.Detect(llmSrc, isFile, isDir) }
 
+// DetectProfileChecked is DetectProfile that refuses a checkout with only
+// one of the two perf-sanity-v3 helper modules (launch.DetectChecked).
+func DetectProfileChecked(llmSrc string) (launch.Profile, error) {
+	return launch.DetectChecked(llmSrc, isFile, isDir)
+}
+
 func isFile(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular()
