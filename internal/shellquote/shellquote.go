@@ -20,8 +20,9 @@ func Quote(s string) string {
 
 // ShlexQuote is Python's shlex.quote, byte for byte: the same words stay
 // unquoted as with Quote (the same safe characters), and a single quote
-// inside a quoted word is written '"'"' instead of '\”. Generators that
-// must reproduce a Python tool's output use it; everything else uses Quote.
+// inside a quoted word is closed, double-quoted and reopened ('"'"')
+// where Quote escapes it with a backslash. Generators that must reproduce
+// a Python tool's output use it; everything else uses Quote.
 func ShlexQuote(s string) string {
 	if s == "" {
 		return "''"
