@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/exitcode"
-	"github.com/disagg-runner/disagg-runner/internal/testcluster"
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
+	"github.com/disagg-runner/disagg-runner/internal/testcluster"
 	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
