@@ -14,9 +14,10 @@ import (
 
 // IntString is Python's int(s) for a str: surrounding whitespace, an
 // optional sign, then decimal digits with single underscores between
-// digits. (Python also takes non-ASCII decimal digits; we do not.)
+// digits. (Python also takes non-ASCII decimal digits; we do not.) The
+// whitespace int() skips is Space without the ASCII separators 0x1c-0x1f.
 func IntString(s string) (*big.Int, bool) {
-	s = strings.TrimFunc(s, Space)
+	s = strings.TrimFunc(s, func(r rune) bool { return Space(r) && (r < 0x1c || r > 0x1f) })
 	body := s
 	if body != "" && (body[0] == '+' || body[0] == '-') {
 		body = body[1:]

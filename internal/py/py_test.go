@@ -46,14 +46,14 @@ func TestRepr(t *testing.T) {
 
 func TestIntString(t *testing.T) {
 	for in, want := range map[string]string{
-		"1": "1", " 1_024 ": "1024", "+7": "7", "-0": "0", "007": "7", "\t12\v": "12",
+		"1": "1", " 1_024 ": "1024", "\u00a01\u2028": "1", "\u00851": "1", "+7": "7", "-0": "0", "007": "7", "\t12\v": "12",
 		"99999999999999999999999": "99999999999999999999999",
 	} {
 		if got, ok := IntString(in); !ok || got.String() != want {
 			t.Errorf("IntString(%q) = %v, %v; want %s", in, got, ok, want)
 		}
 	}
-	for _, in := range []string{"", " ", "+", "1.0", "1e3", "_1", "1_", "1__0", "+_1", "0x10", "512 1075", "١"} {
+	for _, in := range []string{"", " ", "+", "1.0", "\x1c1", "1\x1f", "1e3", "_1", "1_", "1__0", "+_1", "0x10", "512 1075", "١"} {
 		if got, ok := IntString(in); ok {
 			t.Errorf("IntString(%q) = %v, want a refusal", in, got)
 		}
