@@ -59,7 +59,7 @@ func copyTree(t *testing.T, src, dst string) {
 func cleanEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "TRTLLM_DISAGG_CT_PRECHECK=") || strings.HasPrefix(kv, "DISAGG_PROFILE=") {
+		if strings.HasPrefix(kv, "TRTLLM_DISAGG_CT_PRECHECK=") || strings.HasPrefix(kv, "DISAGG_PROFILE=") || strings.HasPrefix(kv, "LLM_MODELS_ROOT=") {
 			continue
 		}
 		env = append(env, kv)

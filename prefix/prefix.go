@@ -62,7 +62,7 @@ func Build(in Inputs) (Files, error) {
 	switch in.Profile {
 	case launch.V1:
 		f.TestID = "perf/test_perf_sanity.py::test_e2e[disagg_upload-" + in.ConfigName + "]"
-	case launch.V2:
+	case launch.V2, launch.V3:
 		f.TestID = "perf/test_perf_sanity.py::test_e2e[disagg_upload-" + in.TestMode + "-" + in.ConfigName + "]"
 	default:
 		return Files{}, fmt.Errorf("unknown profile %q", in.Profile)
@@ -263,7 +263,7 @@ func (in Inputs) validate() error {
 	if !safeWord(in.ConfigName) {
 		return &ValidationError{Name: FieldConfig, Value: in.ConfigName, Expected: "a config base name of letters, digits and _ . + = , @ % -"}
 	}
-	if in.Profile == launch.V2 && in.TestMode != "e2e" && in.TestMode != "gen_only" {
+	if in.Profile != launch.V1 && in.TestMode != "e2e" && in.TestMode != "gen_only" {
 		return &ValidationError{Name: "test mode", Value: in.TestMode, Expected: "e2e or gen_only"}
 	}
 	if in.PytestCommand != "" {

@@ -70,7 +70,11 @@ func (p *Plan) loadConfig(s Settings) error {
 		}
 		p.Profile = prof
 	} else {
-		p.Profile = DetectProfile(s.TRTLLMDir)
+		prof, err := DetectProfileChecked("", s.TRTLLMDir)
+		if err != nil {
+			return err
+		}
+		p.Profile = prof
 	}
 	p.ConfigPath = launch.ConfigPath(p.Profile, s.TRTLLMDir, s.ConfigName)
 	data, err := os.ReadFile(p.ConfigPath)
@@ -158,6 +162,8 @@ func (p *Plan) render(s Settings) (*launch.Result, error) {
 		InstallSh:      p.InstallSh,
 		StageName:      p.StageName,
 		PrecheckSwitch: s.PrecheckSwitch,
+		ClusterName:    s.ClusterName,
+		ModelsRootEnv:  s.ModelsRootEnv,
 		TestList:       p.Files.TestList,
 		ScriptPrefix:   p.Files.ScriptPrefix,
 		SrunArgs:       p.Files.SrunArgs,
@@ -184,8 +190,18 @@ func jobName(runID string) string {
 	return strings.TrimLeft(runID, "_.-")
 }
 
-// DetectProfile picks the generator profile of a checkout on this machine.
-func DetectProfile(llmSrc string) launch.Profile { return launch.Detect(llmSrc, isFile, isDir) }
+// DetectProfileChecked is DetectProfile that refuses a checkout with only
+// one of the two perf-sanity-v3 helper modules (launch.DetectChecked). A
+// relative llmSrc is looked up below dir and named as given.
+func DetectProfileChecked(dir, llmSrc string) (launch.Profile, error) {
+	in := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	return launch.DetectChecked(llmSrc, func(p string) bool { return isFile(in(p)) }, func(p string) bool { return isDir(in(p)) })
+}
 
 func isFile(p string) bool {
 	st, err := os.Stat(p)

@@ -82,8 +82,13 @@ type Settings struct {
 	Profile       string // "" = detect from the checkout
 	RunID         string // names the local run folder and the job workspace
 	BuildURL      string // recorded in the summary
-	// PrecheckSwitch is the precheck override when one is set (v2).
+	// PrecheckSwitch is the precheck override when one is set (v2, v3).
 	PrecheckSwitch *string
+	// ClusterName selects perf-sanity-v3's UCX row ("" = none).
+	ClusterName string
+	// ModelsRootEnv is the submitter's LLM_MODELS_ROOT, v3's fallback
+	// when the pytest line sets none (the runner's own line does).
+	ModelsRootEnv string
 
 	// Names turns an input's name (the Field constants) into the words
 	// its user knows, such as a flag or an environment variable; nil
@@ -116,6 +121,7 @@ const (
 	FieldProfile       Field = "profile"
 	FieldRunID         Field = "run id"
 	FieldCluster       Field = "cluster"
+	FieldClusterName   Field = "cluster name"
 )
 
 func (s Settings) name(f Field) string {

@@ -84,7 +84,8 @@ type jobFlags struct {
 	DraftLaunchSh string `name:"draft-launch-sh" env:"DRAFT_LAUNCH_SH" help:"The draft launch logic, local path. Default: <trtllm-dir>/jenkins/scripts/perf/disaggregated/slurm_launch_draft.sh." placeholder:"FILE"`
 	PytestCommand string `name:"pytest-command" env:"PYTEST_COMMAND" help:"Replaces the default pytest command whole (a plain command line: no quotes, ; or $(...))." placeholder:"CMD"`
 	StageName     string `name:"stage-name" env:"STAGE_NAME" help:"Stage name (perf-sanity-v2 derives UCX settings from it; shown in results). Default: Jenkins' STAGE_NAME, else the config name." placeholder:"NAME"`
-	Profile       string `name:"profile" env:"DISAGG_PROFILE" enum:",disagg-v1,perf-sanity-v2" default:"" help:"Generator profile, disagg-v1 or perf-sanity-v2. Default: detected from the checkout."`
+	Profile       string `name:"profile" env:"DISAGG_PROFILE" enum:",disagg-v1,perf-sanity-v2,perf-sanity-v3" default:"" help:"Generator profile: disagg-v1, perf-sanity-v2 or perf-sanity-v3. Default: detected from the checkout."`
+	ClusterName   string `name:"cluster-name" env:"CLUSTER_NAME" help:"Cluster name for perf-sanity-v3's UCX table (generate --cluster-name). Default: none (no cluster row)." placeholder:"NAME"`
 	RunID         string `name:"run-id" env:"DISAGG_RUN_ID" help:"Names this run's local folder and job workspace. Default: Jenkins' BUILD_TAG plus the config name (so a retried step re-attaches to its job), else user, time and a random suffix." placeholder:"ID"`
 }
 
@@ -102,6 +103,9 @@ func (j jobFlags) settings(env Env, conn connFlags, now time.Time) (runner.Setti
 			name = u.Username
 		}
 		shape := []string{j.StageName, j.Partition, j.Account, j.DockerImage, j.Profile, j.TRTLLMNodeDir, trtllm, j.PytestCommand, j.Time, conn.Host, j.ClusterWork}
+		if j.ClusterName != "" { // appended only when set: existing run ids stay what they were
+			shape = append(shape, j.ClusterName)
+		}
 		runID = runner.NewRunID(env.Getenv("BUILD_TAG"), name, j.ConfigName, shape, now)
 	}
 	mpi := j.MPIType
@@ -118,8 +122,9 @@ func (j jobFlags) settings(env Env, conn connFlags, now time.Time) (runner.Setti
 		ConfigName: j.ConfigName, ClusterWork: clusterWork, TimeLimit: j.Time,
 		RunSh: j.RunSh, InstallSh: j.InstallSh, DraftPath: env.abs(j.DraftLaunchSh), PytestCommand: j.PytestCommand,
 		StageName: j.StageName, Profile: j.Profile, RunID: runID, BuildURL: env.Getenv("BUILD_URL"),
-		Names: fieldName,
+		ClusterName: j.ClusterName, Names: fieldName,
 	}
+	s.ModelsRootEnv, _ = env.LookupEnv("LLM_MODELS_ROOT")
 	if v, ok := env.LookupEnv("TRTLLM_DISAGG_CT_PRECHECK"); ok {
 		s.PrecheckSwitch = &v
 	}
@@ -146,6 +151,7 @@ var fieldNames = map[runner.Field]string{
 	runner.FieldPytestCommand: "PYTEST_COMMAND",
 	runner.FieldStageName:     "STAGE_NAME",
 	runner.FieldProfile:       "DISAGG_PROFILE",
+	runner.FieldClusterName:   "CLUSTER_NAME",
 	runner.FieldRunID:         "DISAGG_RUN_ID",
 	runner.FieldCluster:       "CLUSTER_HOST/CLUSTER_PORT/CLUSTER_USER",
 }

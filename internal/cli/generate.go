@@ -24,10 +24,11 @@ type generateCmd struct {
 	InstallSh     string `name:"install-sh" required:"" help:"Install script path as seen from the nodes (written into the script)." placeholder:"PATH"`
 	ScriptPrefix  string `name:"script-prefix" required:"" help:"Script prefix file: #SBATCH directives and export lines, including 'export pytestCommand=...'." placeholder:"FILE"`
 	SrunArgs      string `name:"srun-args" required:"" help:"File of whitespace-separated srun options for every step." placeholder:"FILE"`
-	SplitGroup    int    `name:"split-group" default:"0" help:"perf-sanity-v2: which test of the list to run, 1-based; 0 means the first."`
-	StageName     string `name:"stage-name" default:"" help:"perf-sanity-v2: the Jenkins stage name; GB300 and B200 in it select UCX settings."`
+	SplitGroup    int    `name:"split-group" default:"0" help:"perf-sanity-v2/v3: which test of the list to run, 1-based; 0 means the first. perf-sanity-v3 with pytest-split options (--splits, --group) in the pytestCommand line: the group to run, chosen as pytest-split's least_duration does."`
+	StageName     string `name:"stage-name" default:"" help:"perf-sanity-v2: the Jenkins stage name; GB300 and B200 in it select UCX settings. perf-sanity-v3: written as stageName (omitted when empty)."`
+	ClusterName   string `name:"cluster-name" default:"" help:"perf-sanity-v3: the cluster's name; its prefix (gcp-nrt, oci-aga, nsc-svg, aws-cmh, aws-dfw, any case) selects UCX settings. Empty (the default, or --cluster-name=) selects none." placeholder:"NAME"`
 
-	Profile        string `name:"profile" env:"DISAGG_PROFILE" enum:",disagg-v1,perf-sanity-v2" default:"" help:"Generator profile: disagg-v1 or perf-sanity-v2. Default: detected from the checkout (perf-sanity-v2 when it has jenkins/scripts/perf/submit.py and tests/scripts/perf-sanity/disaggregated/)."`
+	Profile        string `name:"profile" env:"DISAGG_PROFILE" enum:",disagg-v1,perf-sanity-v2,perf-sanity-v3" default:"" help:"Generator profile: disagg-v1, perf-sanity-v2 or perf-sanity-v3. Default: detected from the checkout: perf-sanity-v3 when it has jenkins/scripts/perf/cluster_env.py and benchmark_utils.py (one without the other is refused), else perf-sanity-v2 when it has jenkins/scripts/perf/submit.py and tests/scripts/perf-sanity/disaggregated/, else disagg-v1."`
 	Print          bool   `name:"print" help:"Write the generated script to stdout instead of --launch-sh; the summary goes to stderr."`
 	StrictContract bool   `name:"strict-contract" help:"Fail (exit 11, nothing written) when the draft uses variables the profile does not define. Without it, generate only warns; run always refuses."`
 }
@@ -38,7 +39,10 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 	}
 	profile := launch.Profile(c.Profile)
 	if profile == "" {
-		profile = runner.DetectProfile(env.abs(c.LLMSrc))
+		var err error
+		if profile, err = runner.DetectProfileChecked(env.Dir, c.LLMSrc); err != nil {
+			return badInput(err)
+		}
 	}
 	req := launch.Request{
 		Profile:      profile,
@@ -51,10 +55,12 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 		InstallSh:    c.InstallSh,
 		SplitGroup:   c.SplitGroup,
 		StageName:    c.StageName,
+		ClusterName:  c.ClusterName,
 	}
 	if v, ok := env.LookupEnv("TRTLLM_DISAGG_CT_PRECHECK"); ok {
 		req.PrecheckSwitch = &v
 	}
+	req.ModelsRootEnv, _ = env.LookupEnv("LLM_MODELS_ROOT")
 	// Paths stay as given (relative ones are written relative, as
 	// submit.py writes them) and are read from the Env's folder.
 	read := func(p string) ([]byte, error) { return os.ReadFile(env.abs(p)) }
@@ -117,5 +123,6 @@ func writeSummary(w io.Writer, res *launch.Result) {
 }
 
 func (c *generateCmd) Help() string {
-	return "Exit codes: 0 written; 11 bad input (nothing is written), including --strict-contract's refusal of a draft that uses variables the profile does not define."
+	return "Environment: TRTLLM_DISAGG_CT_PRECHECK switches the cache-transceiver precheck on or off (perf-sanity-v2: 1 is on, anything else off; perf-sanity-v3: 1/true/on/yes or 0/false/off/no, any case, anything else is an error); unset, the config's cache_transceiver_precheck.enabled decides. LLM_MODELS_ROOT (perf-sanity-v3) is the models root when the pytestCommand line does not assign one.\n\n" +
+		"Exit codes: 0 written; 11 bad input (nothing is written), including --strict-contract's refusal of a draft that uses variables the profile does not define."
 }

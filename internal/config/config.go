@@ -62,6 +62,9 @@ type Benchmark struct {
 	// absent). It may be a list such as "512 1075"; it is only interpreted
 	// where a profile uses it (see SingleConcurrency).
 	Concurrency string
+	// ConcurrencyValue is the same key as Python loads it (nil when the key
+	// is absent), for perf-sanity-v3, which checks its type.
+	ConcurrencyValue *Value
 }
 
 // SingleConcurrency interprets concurrency_list where a single value is
@@ -83,11 +86,23 @@ type Environment struct {
 	BenchmarkEnvVar string
 }
 
-// Precheck is `cache_transceiver_precheck.*` (perf-sanity-v2 only).
+// Precheck is `cache_transceiver_precheck.*`. The two profiles that use it
+// read it differently: perf-sanity-v2 strictly (Enabled, StepTimeoutS,
+// V2Err), perf-sanity-v3 the Python way (Values: truthiness, int()), so
+// Parse does not fail on a value only one of them refuses.
 type Precheck struct {
-	Enabled      bool // default true
-	StepTimeoutS int  // default 900
+	Enabled      bool // perf-sanity-v2's reading; default true
+	StepTimeoutS int  // perf-sanity-v2's reading; default 900
+	// V2Err is why perf-sanity-v2 refuses the section (enabled not a
+	// boolean, step_timeout_s not a positive integer); nil when it is fine.
+	V2Err error
+	// Values holds the keys PrecheckKeys that are present, as Python loads
+	// them (YAML null included).
+	Values map[string]Value
 }
+
+// PrecheckKeys are the `cache_transceiver_precheck` keys perf-sanity-v3 reads.
+var PrecheckKeys = []string{"enabled", "step_timeout_s", "setup_timeout_s", "rendezvous_timeout_s", "wave_timeout_s", "wireup_timeout_s"}
 
 // Slurm is the part of `slurm.*` the runner uses.
 type Slurm struct {
@@ -185,6 +200,10 @@ func Parse(data []byte, path string) (*Config, error) {
 		}
 		c.Benchmark.Concurrency = n.Value
 	}
+	if n := lookup(bm, "concurrency_list"); n != nil {
+		v := pyValue(n)
+		c.Benchmark.ConcurrencyValue = &v
+	}
 
 	env, err := p.mapping(root, "environment")
 	if err != nil {
@@ -211,15 +230,21 @@ func Parse(data []byte, path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.Precheck.Values = map[string]Value{}
+	for _, k := range PrecheckKeys {
+		if n := lookup(pc, k); n != nil {
+			c.Precheck.Values[k] = pyValue(n)
+		}
+	}
 	c.Precheck.Enabled = true
 	if n := lookup(pc, "enabled"); n != nil && !isNull(n) {
-		if c.Precheck.Enabled, err = p.boolean(n, "cache_transceiver_precheck.enabled"); err != nil {
-			return nil, err
-		}
+		c.Precheck.Enabled, c.Precheck.V2Err = p.boolean(n, "cache_transceiver_precheck.enabled")
 	}
 	c.Precheck.StepTimeoutS = 900
 	if v, err := p.optInt(pc, "cache_transceiver_precheck", "step_timeout_s", 1); err != nil {
-		return nil, err
+		if c.Precheck.V2Err == nil {
+			c.Precheck.V2Err = err
+		}
 	} else if v != nil {
 		c.Precheck.StepTimeoutS = *v
 	}

@@ -97,8 +97,6 @@ func TestParseErrors(t *testing.T) {
 		{"benchmark: {mode: [e2e]}", `benchmark.mode: expected a string, got a list`},
 		{"benchmark: {concurrency_list: {a: 1}}", `benchmark.concurrency_list: expected an integer or a string of integers, got a mapping`},
 		{"environment: {worker_env_var: {A: 1}}", `environment.worker_env_var: expected a string, got a mapping`},
-		{"cache_transceiver_precheck: {enabled: 'sometimes'}", `cache_transceiver_precheck.enabled: expected true or false`},
-		{"cache_transceiver_precheck: {step_timeout_s: 0}", `cache_transceiver_precheck.step_timeout_s: expected a positive integer`},
 		{"- a\n- b\n", `(document): expected a YAML mapping, got a list`},
 		{"", `the config is empty`},
 		{"hardware: {gpus_per_node: 4\n", `c.yaml: invalid YAML:`},
@@ -112,6 +110,74 @@ func TestParseErrors(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "\n") {
 			t.Errorf("Parse(%q): error is not one line: %q", c.yaml, err)
+		}
+	}
+}
+
+// perf-sanity-v2's strict reading of the precheck section is kept aside
+// (V2Err), because perf-sanity-v3 reads the same keys the Python way.
+func TestPrecheckReadings(t *testing.T) {
+	for _, c := range []struct{ yaml, v2Err string }{
+		{"cache_transceiver_precheck: {enabled: 'sometimes'}", `cache_transceiver_precheck.enabled: expected true or false`},
+		{"cache_transceiver_precheck: {step_timeout_s: 0}", `cache_transceiver_precheck.step_timeout_s: expected a positive integer`},
+		{"cache_transceiver_precheck: {step_timeout_s: 1500.9}", `cache_transceiver_precheck.step_timeout_s: expected a positive integer`},
+	} {
+		cfg, err := Parse([]byte(c.yaml), "c.yaml")
+		if err != nil {
+			t.Errorf("Parse(%q): %v", c.yaml, err)
+			continue
+		}
+		if cfg.Precheck.V2Err == nil || !strings.Contains(cfg.Precheck.V2Err.Error(), c.v2Err) {
+			t.Errorf("Parse(%q): V2Err %v, want one containing %q", c.yaml, cfg.Precheck.V2Err, c.v2Err)
+		}
+	}
+	cfg, err := Parse([]byte(`
+cache_transceiver_precheck: {enabled: "false", step_timeout_s: 1500.9, setup_timeout_s: " 6_00 ", wave_timeout_s: ~, rendezvous_timeout_s: 0x10, wireup_timeout_s: 1e3}
+benchmark: {concurrency_list: 8.0}
+`), "c.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := cfg.Precheck.Values
+	if !v["enabled"].Truthy() || v["enabled"].Kind != KindStr {
+		t.Errorf("enabled %+v: the string 'false' is true in Python", v["enabled"])
+	}
+	for k, want := range map[string]string{"step_timeout_s": "1500", "setup_timeout_s": "600", "rendezvous_timeout_s": "16"} {
+		if i, ok := v[k].PyInt(); !ok || i.String() != want {
+			t.Errorf("%s: int() = %v, %v; want %s", k, i, ok, want)
+		}
+	}
+	if _, ok := v["wireup_timeout_s"].PyInt(); ok || v["wireup_timeout_s"].Repr() != "'1e3'" {
+		t.Errorf("wireup_timeout_s %+v: 1e3 is a string for PyYAML and int() refuses it", v["wireup_timeout_s"])
+	}
+	if v["wave_timeout_s"].Kind != KindNull {
+		t.Errorf("wave_timeout_s %+v", v["wave_timeout_s"])
+	}
+	if cv := cfg.Benchmark.ConcurrencyValue; cv == nil || cv.Kind != KindFloat || cv.Repr() != "8.0" {
+		t.Errorf("concurrency %+v", cv)
+	}
+}
+
+func TestPyValue(t *testing.T) {
+	for _, c := range []struct {
+		yaml, repr string
+		truthy     bool
+	}{
+		{"off", "False", false}, {"Yes", "True", true}, {"n", "'n'", true}, {"~", "None", false}, {"", "None", false},
+		{"0", "0", false}, {"010", "8", true}, {"0b11", "3", true}, {"1_000", "1000", true}, {"1:30", "90", true},
+		{"-0x1F", "-31", true}, {"'0'", "'0'", true}, {`""`, "''", false}, {"1.", "1.0", true}, {".5", "0.5", true},
+		{"1.0e+3", "1000.0", true}, {"1.0e3", "'1.0e3'", true}, {"-.inf", "-inf", true}, {"0.0", "0.0", false},
+		{"!!str 12", "'12'", true}, {"[]", "a list", false}, {"[1]", "a list", true}, {"{}", "a mapping", false},
+		{"512 1075", "'512 1075'", true},
+	} {
+		cfg, err := Parse([]byte("benchmark: {concurrency_list: x}\ncache_transceiver_precheck:\n  enabled: "+c.yaml+"\n"), "c.yaml")
+		if err != nil {
+			t.Errorf("%q: %v", c.yaml, err)
+			continue
+		}
+		v := cfg.Precheck.Values["enabled"]
+		if v.Repr() != c.repr || v.Truthy() != c.truthy {
+			t.Errorf("%q: repr %s truthy %v; want %s %v", c.yaml, v.Repr(), v.Truthy(), c.repr, c.truthy)
 		}
 	}
 }

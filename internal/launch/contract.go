@@ -52,7 +52,7 @@ func FormatMissing(draftPath string, p Profile, missing []MissingVar) string {
 	for i, m := range missing {
 		parts[i] = fmt.Sprintf("$%s (line %d)", m.Name, m.Line)
 	}
-	return fmt.Sprintf("%s: the draft uses variables that the %s profile does not define: %s (is the draft from the other generator era? choose it with --profile)", draftPath, p, strings.Join(parts, ", "))
+	return fmt.Sprintf("%s: the draft uses variables that the %s profile does not define: %s (is the draft from another generator era? choose its profile with --profile)", draftPath, p, strings.Join(parts, ", "))
 }
 
 var runtimeVars = map[string]bool{

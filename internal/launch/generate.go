@@ -22,18 +22,27 @@ type Request struct {
 	SrunArgsPath string
 	RunSh        string // node path of the run script, written into the script
 	InstallSh    string // node path of the install script
-	SplitGroup   int    // v2: 1-based test number, 0 = first
-	StageName    string // v2: selects UCX settings
-	// PrecheckSwitch is TRTLLM_DISAGG_CT_PRECHECK when it is set (v2):
-	// "1" forces the precheck on, anything else off. Nil: the YAML decides.
+	SplitGroup   int    // v2/v3: 1-based test number, 0 = first
+	StageName    string // v2: selects UCX settings; v3: written as stageName
+	// ClusterName is --cluster-name (v3: selects UCX settings; "" = none).
+	ClusterName string
+	// PrecheckSwitch is TRTLLM_DISAGG_CT_PRECHECK when it is set. v2: "1"
+	// forces the precheck on, anything else off. v3: 1/true/on/yes or
+	// 0/false/off/no in any case, anything else is an error. Nil: the YAML
+	// decides.
 	PrecheckSwitch *string
+	// ModelsRootEnv is LLM_MODELS_ROOT in the submitter's environment ("" =
+	// unset or empty). v3 falls back to it when the pytest line does not
+	// assign LLM_MODELS_ROOT.
+	ModelsRootEnv string
 
-	// A caller that already holds an input passes it here instead of
-	// through a file: TestList, ScriptPrefix and SrunArgs replace reading
-	// their paths (which still name them in messages), Config replaces
-	// reading and parsing the YAML at the config path.
+	// In-memory inputs, for callers that already hold them: when non-nil,
+	// used instead of reading TestListPath, PrefixPath and SrunArgsPath
+	// (the paths still name the inputs in messages).
 	TestList, ScriptPrefix, SrunArgs []byte
-	Config                           *config.Config
+	// Config, when non-nil, is used instead of reading and parsing the YAML
+	// at the config path (which still names it in messages).
+	Config *config.Config
 }
 
 // ReadFunc reads one input file. A missing file must yield an error for
@@ -57,10 +66,14 @@ type Result struct {
 	ConfigPath string
 	Config     *config.Config
 	Hardware   Hardware
-	GenOnly    bool   // no CTX servers run (v1 gen-only, v2 gen_only_no_context)
-	OutputDir  string // v2 testOutputDir; "" for v1
-	// Warnings are notes upstream prints on stdout (e.g. the queue-size cap).
+	GenOnly    bool   // no CTX servers run (v1 gen-only, v2/v3 gen_only_no_context)
+	OutputDir  string // v2/v3 testOutputDir; "" for v1
+	// Warnings are notes upstream prints on stdout (e.g. the queue-size
+	// cap, a model root v3 could not find for a skipped test).
 	Warnings []string
+	// Precheck is whether the cache-transceiver precheck runs (v2/v3:
+	// ctPrecheckEnabled); Skipped whether v3 found the test SKIP-waived.
+	Precheck, Skipped bool
 	// Contract lists the variables the draft uses that nothing defines.
 	Contract []MissingVar
 }
@@ -68,13 +81,18 @@ type Result struct {
 // Generate builds launch.sh. It reads its inputs only through read, so it
 // never touches the file system itself.
 func Generate(req Request, read ReadFunc) (*Result, error) {
-	if req.Profile != V1 && req.Profile != V2 {
-		return nil, fmt.Errorf("unknown profile %q: expected %s or %s", req.Profile, V1, V2)
+	switch req.Profile {
+	case V1, V2, V3:
+	default:
+		return nil, fmt.Errorf("unknown profile %q: expected %s, %s or %s", req.Profile, V1, V2, V3)
 	}
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
-	testList, err := given(req.TestList, read, req.TestListPath, "--test-list")
+	if req.Profile == V3 {
+		return generateV3(req, read)
+	}
+	testList, err := req.testList(read)
 	if err != nil {
 		return nil, err
 	}
@@ -88,33 +106,22 @@ func Generate(req Request, read ReadFunc) (*Result, error) {
 			return nil, err
 		}
 	}
-	if res.Config = req.Config; res.Config == nil {
-		yamlBytes, err := read(res.ConfigPath)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("Config file not found: %s (from test id %q)", res.ConfigPath, id.Bracket)
-		} else if err != nil {
-			return nil, fmt.Errorf("reading config: %w", err)
-		}
-		if res.Config, err = config.Parse(yamlBytes, res.ConfigPath); err != nil {
-			return nil, err
-		}
+	if res.Config, err = req.config(res.ConfigPath, id, read); err != nil {
+		return nil, err
+	}
+	if req.Profile == V2 && res.Config.Precheck.V2Err != nil {
+		return nil, res.Config.Precheck.V2Err
 	}
 	if err := checkEnvStrings(res.Config, res.ConfigPath); err != nil {
 		return nil, err
 	}
-	prefix, err := given(req.ScriptPrefix, read, req.PrefixPath, "--script-prefix")
+	prefix, err := req.prefix(read)
 	if err != nil {
 		return nil, err
 	}
-	srunRaw, err := given(req.SrunArgs, read, req.SrunArgsPath, "--srun-args")
+	srunArgs, err := req.srunArgs(read)
 	if err != nil {
 		return nil, err
-	}
-	srunArgs := pyFields(string(srunRaw))
-	for _, a := range srunArgs {
-		if err := checkDoubleQuoted(req.SrunArgsPath, a); err != nil {
-			return nil, err
-		}
 	}
 	draft, err := readInput(read, req.DraftPath, "--draft-launch-sh")
 	if err != nil {
@@ -139,13 +146,65 @@ func Generate(req Request, read ReadFunc) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	return finish(req, res, out, draft), nil
+}
+
+// finish records the script and checks the draft against it.
+func finish(req Request, res *Result, out, draft []byte) *Result {
 	res.Script = out
 	res.Contract = CheckContract(ContractInput{
 		Draft:     draft,
 		Defined:   [][]byte{out[:len(out)-len(draftPart(req.Profile, draft))]},
 		DraftPath: req.DraftPath,
 	})
-	return res, nil
+	return res
+}
+
+func (r Request) testList(read ReadFunc) ([]byte, error) {
+	if r.TestList != nil {
+		return r.TestList, nil
+	}
+	return readInput(read, r.TestListPath, "--test-list")
+}
+
+func (r Request) prefix(read ReadFunc) ([]byte, error) {
+	if r.ScriptPrefix != nil {
+		return r.ScriptPrefix, nil
+	}
+	return readInput(read, r.PrefixPath, "--script-prefix")
+}
+
+// srunArgs reads the srun options and checks each, as they are written
+// inside double quotes.
+func (r Request) srunArgs(read ReadFunc) ([]string, error) {
+	raw := r.SrunArgs
+	if raw == nil {
+		var err error
+		if raw, err = readInput(read, r.SrunArgsPath, "--srun-args"); err != nil {
+			return nil, err
+		}
+	}
+	args := pyFields(string(raw))
+	for _, a := range args {
+		if err := checkDoubleQuoted(r.SrunArgsPath, a); err != nil {
+			return nil, err
+		}
+	}
+	return args, nil
+}
+
+// config is the request's config, or the one read and parsed from path.
+func (r Request) config(path string, id TestID, read ReadFunc) (*config.Config, error) {
+	if r.Config != nil {
+		return r.Config, nil
+	}
+	yamlBytes, err := read(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("Config file not found: %s (from test id %q)", path, id.Bracket)
+	} else if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return config.Parse(yamlBytes, path)
 }
 
 // draftPart is the draft as it ends up in the output, which is what the
@@ -155,14 +214,6 @@ func draftPart(p Profile, draft []byte) []byte {
 		return draft
 	}
 	return []byte(strings.Join(nonEmptyStripped(strings.Split(string(draft), "\n")), "\n"))
-}
-
-// given is an input the caller passed in memory, else the file read.
-func given(data []byte, read ReadFunc, path, flag string) ([]byte, error) {
-	if data != nil {
-		return data, nil
-	}
-	return readInput(read, path, flag)
 }
 
 func readInput(read ReadFunc, path, flag string) ([]byte, error) {
@@ -185,8 +236,9 @@ func unwrapPathError(err error) error {
 }
 
 // Layout computes the job's hardware layout as the profile's generator
-// does, and whether it runs without CTX servers. testMode is the v2 test-id
-// mode ("e2e" or "gen_only"); v1 ignores it and reads benchmark.mode.
+// does, and whether it runs without CTX servers. testMode is the v2/v3
+// test-id mode ("e2e", "gen_only", v3 also "gen_only_no_context"); v1
+// ignores it and reads benchmark.mode.
 func Layout(p Profile, c *config.Config, testMode, cfgPath string) (Hardware, bool, error) {
 	genOnly := genOnlyWithoutContext(p, c, testMode)
 	hw, err := computeHardware(p, c, genOnly, cfgPath)
@@ -201,6 +253,9 @@ func genOnlyWithoutContext(p Profile, c *config.Config, testMode string) bool {
 		}
 		return strings.Contains(mode, "gen_only")
 	}
+	if p == V3 && testMode == "gen_only_no_context" {
+		return true
+	}
 	return testMode == "gen_only" && strings.Contains(c.Benchmark.Mode, "gen_only_no_context")
 }
 
@@ -208,7 +263,7 @@ func genOnlyWithoutContext(p Profile, c *config.Config, testMode string) bool {
 // count to 0 (it need not be configured then).
 func computeHardware(p Profile, c *config.Config, genOnly bool, cfgPath string) (Hardware, error) {
 	hw := c.Hardware
-	if p == V2 && hw.GPUsPerNode == nil {
+	if p != V1 && hw.GPUsPerNode == nil {
 		return Hardware{}, fmt.Errorf("%s: hardware.gpus_per_node is required", cfgPath)
 	}
 	var missing []string
@@ -223,7 +278,7 @@ func computeHardware(p Profile, c *config.Config, genOnly bool, cfgPath string) 
 	}
 	if len(missing) > 0 {
 		msg := "Missing required hardware configuration"
-		if p == V2 {
+		if p != V1 {
 			msg = "Missing required disagg hardware configuration"
 		}
 		return Hardware{}, fmt.Errorf("%s: %s: %s not set", cfgPath, msg, strings.Join(missing, ", "))
@@ -259,7 +314,7 @@ func hardwareExports(p Profile, hw Hardware) []string {
 		"export nodesPerCtxServer=" + itoa(hw.NodesPerCtxServer),
 		"export nodesPerGenServer=" + itoa(hw.NodesPerGenServer),
 	}
-	if p == V2 {
+	if p != V1 {
 		lines = append(lines,
 			"export gpusPerNodePerCtxServer="+itoa(hw.GPUsPerNodePerCtxServer),
 			"export gpusPerNodePerGenServer="+itoa(hw.GPUsPerNodePerGenServer))
@@ -392,38 +447,60 @@ func renderV2(req Request, res *Result, prefix, srunArgs []string, draft, gate [
 		genEnv = "TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP=1 TLLM_BENCHMARK_REQ_QUEUES_SIZE=" + itoa(q) + " " + genEnv
 	}
 
+	res.OutputDir = testOutputDir(pytestLineOf(prefix), id.Bracket)
+	precheck := c.Precheck.Enabled
+	if req.PrecheckSwitch != nil {
+		precheck = *req.PrecheckSwitch == "1"
+	}
+	res.Precheck = precheck
+	relConfig, err := relPath(res.ConfigPath, req.LLMSrc)
+	if err != nil {
+		return nil, err
+	}
+	ucx := ucxCommand(req.StageName)
+	p := precheckCommand(relConfig, id.Mode)
+
+	lines = perfSanityLines(V2, req, res, lines, roleEnv{ctxEnv, genEnv, serverEnv, env.BenchmarkEnvVar}, ucx)
+	lines = append(lines,
+		"export ctPrecheckEnabled="+boolDigit(precheck),
+		"export ctPrecheckTimeout="+itoa(c.Precheck.StepTimeoutS),
+		`export stageName="`+req.StageName+`"`,
+		"export precheckRunScript=$llmSrcNode/jenkins/scripts/perf/disaggregated/slurm_precheck_run.sh",
+		`export pytestCommandCTXPrecheck="`+ucx+` $CTX_WORKER_ENV_VARS `+p+` --role ctx"`,
+		`export pytestCommandGENPrecheck="`+ucx+` $GEN_WORKER_ENV_VARS `+p+` --role gen"`,
+	)
+	srunArgs = append(srunArgs, "--container-env=DISAGG_SERVING_TYPE", "--container-env=pytestCommand")
+	return assemblePerfSanity(lines, srunArgs, gate, draft), nil
+}
+
+// roleEnv are the environment strings of the four roles.
+type roleEnv struct{ ctx, gen, server, bench string }
+
+func pytestLineOf(prefix []string) string {
+	l, _ := findPytestLine(prefix)
+	return l
+}
+
+// perfSanityLines appends to lines what v2 and v3 share: the three derived
+// pytest lines, the role environments, the four role commands (each
+// starting with the UCX prefix ucx), the scripts, the config path, the
+// layout and testOutputDir.
+func perfSanityLines(p Profile, req Request, res *Result, lines []string, env roleEnv, ucx string) []string {
 	var workerLine, serverLine, benchLine string
-	pytestLine, hasPytest := findPytestLine(prefix)
-	if hasPytest {
+	if pytestLine, ok := findPytestLine(lines); ok {
 		workerLine = derivePytestLine(pytestLine, "partialPytestCommandWorker", isOutputFileOption)
 		serverLine = derivePytestLine(pytestLine, "partialPytestCommandDisaggServer", func(g string) bool {
 			return isLLMAPILaunch(g) || isOutputFileOption(g)
 		})
 		benchLine = derivePytestLine(pytestLine, "partialPytestCommandBenchmark", isLLMAPILaunch)
 	}
-	res.OutputDir = testOutputDir(pytestLine, id.Bracket)
-
-	precheck := c.Precheck.Enabled
-	if req.PrecheckSwitch != nil {
-		precheck = *req.PrecheckSwitch == "1"
-	}
-	relConfig, err := relPath(res.ConfigPath, req.LLMSrc)
-	if err != nil {
-		return nil, err
-	}
-	ucx := ucxCommand(req.StageName)
-	precheckCmd := "python3 $llmSrcNode/tests/scripts/perf-sanity/cache_transceiver_precheck/run_precheck.py" +
-		" --config $llmSrcNode/" + relConfig +
-		" --work-dir $testOutputDir/cache_transceiver_precheck" +
-		" --benchmark-mode " + id.Mode + " --llm-src $llmSrcNode"
-
 	lines = append(lines,
 		workerLine, serverLine, benchLine,
 		`export PYTEST_COMMON_VARS=""`,
-		`export CTX_WORKER_ENV_VARS="`+ctxEnv+`"`,
-		`export GEN_WORKER_ENV_VARS="`+genEnv+`"`,
-		`export SERVER_ENV_VARS="`+serverEnv+`"`,
-		`export BENCHMARK_ENV_VARS="`+env.BenchmarkEnvVar+`"`,
+		`export CTX_WORKER_ENV_VARS="`+env.ctx+`"`,
+		`export GEN_WORKER_ENV_VARS="`+env.gen+`"`,
+		`export SERVER_ENV_VARS="`+env.server+`"`,
+		`export BENCHMARK_ENV_VARS="`+env.bench+`"`,
 		`export pytestCommandCTXWorker="`+ucx+` $CTX_WORKER_ENV_VARS $PYTEST_COMMON_VARS $partialPytestCommandWorker"`,
 		`export pytestCommandGENWorker="`+ucx+` $GEN_WORKER_ENV_VARS $PYTEST_COMMON_VARS $partialPytestCommandWorker"`,
 		`export pytestCommandDisaggServer="`+ucx+` $SERVER_ENV_VARS $PYTEST_COMMON_VARS $partialPytestCommandDisaggServer"`,
@@ -432,18 +509,21 @@ func renderV2(req Request, res *Result, prefix, srunArgs []string, draft, gate [
 		"export installScript="+req.InstallSh,
 		"export configYamlPath="+res.ConfigPath,
 	)
-	lines = append(lines, hardwareExports(V2, hw)...)
-	lines = append(lines,
-		"export testOutputDir="+res.OutputDir,
-		"export ctPrecheckEnabled="+boolDigit(precheck),
-		"export ctPrecheckTimeout="+itoa(c.Precheck.StepTimeoutS),
-		`export stageName="`+req.StageName+`"`,
-		"export precheckRunScript=$llmSrcNode/jenkins/scripts/perf/disaggregated/slurm_precheck_run.sh",
-		`export pytestCommandCTXPrecheck="`+ucx+` $CTX_WORKER_ENV_VARS `+precheckCmd+` --role ctx"`,
-		`export pytestCommandGENPrecheck="`+ucx+` $GEN_WORKER_ENV_VARS `+precheckCmd+` --role gen"`,
-	)
-	srunArgs = append(srunArgs, "--container-env=DISAGG_SERVING_TYPE", "--container-env=pytestCommand")
+	lines = append(lines, hardwareExports(p, res.Hardware)...)
+	return append(lines, "export testOutputDir="+res.OutputDir)
+}
 
+// precheckCommand is the precheck driver's command line (<P>).
+func precheckCommand(relConfig, mode string) string {
+	return "python3 $llmSrcNode/tests/scripts/perf-sanity/cache_transceiver_precheck/run_precheck.py" +
+		" --config $llmSrcNode/" + relConfig +
+		" --work-dir $testOutputDir/cache_transceiver_precheck" +
+		" --benchmark-mode " + mode + " --llm-src $llmSrcNode"
+}
+
+// assemblePerfSanity joins the v2/v3 script: prefix lines, srunArgs block,
+// gate library and draft, each stripped of blank lines and indentation.
+func assemblePerfSanity(lines, srunArgs []string, gate, draft []byte) []byte {
 	var b strings.Builder
 	b.WriteString(strings.Join(nonEmptyStripped(lines), "\n"))
 	b.WriteString("\n")
@@ -452,7 +532,7 @@ func renderV2(req Request, res *Result, prefix, srunArgs []string, draft, gate [
 	b.WriteString(strings.Join(nonEmptyStripped(strings.Split(string(gate), "\n")), "\n"))
 	b.WriteString("\n")
 	b.WriteString(string(draftPart(V2, draft)))
-	return []byte(b.String()), nil
+	return []byte(b.String())
 }
 
 func boolDigit(b bool) string {

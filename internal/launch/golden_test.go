@@ -78,10 +78,12 @@ func loadGoldenCases(t testing.TB) []goldenCase {
 			InstallSh:    flags["--install-sh"],
 			SplitGroup:   split,
 			StageName:    flags["--stage-name"],
+			ClusterName:  flags["--cluster-name"],
 		}
 		if v, ok := c.env["TRTLLM_DISAGG_CT_PRECHECK"]; ok {
 			c.req.PrecheckSwitch = &v
 		}
+		c.req.ModelsRootEnv = c.env["LLM_MODELS_ROOT"]
 		c.req.Profile = Detect(c.req.LLMSrc, func(p string) bool { return isRegular(filepath.Join(dir, p)) },
 			func(p string) bool { return isDirectory(filepath.Join(dir, p)) })
 		if want := strings.TrimSpace(string(mustRead(t, filepath.Join(dir, "profile")))); string(c.req.Profile) != want {

@@ -89,6 +89,13 @@ func TestParseTestList(t *testing.T) {
 			TestID{Line: "t[disagg_upload-gen_only-b-c]", Bracket: "disagg_upload-gen_only-b-c", ConfigName: "b-c", Mode: "gen_only"}},
 		{V2, "t[x][disagg-e2e-last]", 0,
 			TestID{Line: "t[x][disagg-e2e-last]", Bracket: "disagg-e2e-last", ConfigName: "last", Mode: "e2e"}},
+		// v3 skips comment lines and knows the no-context mode and the modifier.
+		{V3, "# t[disagg-e2e-comment]\n\n t[disagg-e2e-a] \n#x\nt[disagg_upload-gen_only_no_context-b-c] SKIP\n", 2,
+			TestID{Line: "t[disagg_upload-gen_only_no_context-b-c] SKIP", Bracket: "disagg_upload-gen_only_no_context-b-c", ConfigName: "b-c", Mode: "gen_only_no_context"}},
+		{V3, "t[disagg-e2e-time_breakdown-cfg-x]", 0,
+			TestID{Line: "t[disagg-e2e-time_breakdown-cfg-x]", Bracket: "disagg-e2e-time_breakdown-cfg-x", ConfigName: "cfg-x", Mode: "e2e", Modifier: "time_breakdown"}},
+		{V3, "t[disagg-e2e-cfg-time_breakdown]", 0,
+			TestID{Line: "t[disagg-e2e-cfg-time_breakdown]", Bracket: "disagg-e2e-cfg-time_breakdown", ConfigName: "cfg-time_breakdown", Mode: "e2e"}},
 	}
 	for _, c := range ok {
 		got, err := ParseTestList(c.p, []byte(c.data), "tl", c.split)
@@ -117,6 +124,14 @@ func TestParseTestList(t *testing.T) {
 		// The prefix part reaches v2's testOutputDir unquoted too.
 		{V2, "t[disagg$(touch${IFS}/tmp/x)-e2e-cfg]", 0, "is not allowed"},
 		{V1, "t[disagg-]", 0, "the config name is empty"},
+		{V3, "# only a comment\n", 0, "Test list is empty: tl"},
+		{V3, "t[disagg-e2e-a]\n# t[disagg-e2e-b]", 2, "split_group 2 exceeds number of tests in test list (1)"},
+		{V3, "t[disagg-cfg]", 0, "Invalid disagg test format. Expected disagg[_upload]-{e2e|gen_only|gen_only_no_context}[-{modifier}]-{config_base}, got: disagg-cfg"},
+		{V3, "t[disagg-ctx_only-cfg]", 0, "Invalid disagg benchmark_mode: ctx_only. Expected one of 'e2e', 'gen_only', 'gen_only_no_context'."},
+		{V3, "t[aggr-e2e-cfg]", 0, "aggregated tests are not supported"},
+		{V3, "t[disagg-e2e-time_breakdown]", 0, "Test name has a modifier but no config: disagg-e2e-time_breakdown"},
+		{V3, "t[disagg-gen_only_no_context-time_breakdown-c]", 0, "The time_breakdown modifier is not generated for benchmark_mode 'gen_only_no_context'; supported modes are e2e, ctx_only: disagg-gen_only_no_context-time_breakdown-c"},
+		{V3, "t[disagg-e2e-a;b]", 0, "is not allowed"},
 	}
 	for _, c := range bad {
 		_, err := ParseTestList(c.p, []byte(c.data), "tl", c.split)
@@ -152,12 +167,18 @@ func baseFiles(profile Profile, cfgYAML string) (Request, map[string]string) {
 		"src/d/draft.sh":    "echo $jobWorkspace $totalNodes\n",
 		"src/d/" + GateFile: "gate() { :; }\n",
 	}
-	if profile == V1 {
+	switch profile {
+	case V1:
 		files["tl"] = "t[disagg-cfg]\n"
 		files[ConfigPath(V1, "src", "cfg")] = cfgYAML
-	} else {
+	case V2:
 		files["tl"] = "t[disagg-e2e-cfg]\n"
 		files[ConfigPath(V2, "src", "cfg")] = cfgYAML
+	case V3:
+		files["tl"] = "t[disagg-e2e-cfg]\n"
+		files[ConfigPath(V3, "src", "cfg")] = cfgYAML
+		files["src/"+PrecheckConfigPath] = ""
+		files["prefix"] = "#!/bin/bash\nexport jobWorkspace=/ws\nexport pytestCommand=\"LLM_MODELS_ROOT=/models pytest -v --output-dir=/ws/\"\n"
 	}
 	return req, files
 }
@@ -174,7 +195,11 @@ metadata: {model_name: whatever}
 
 func TestGenerateHardware(t *testing.T) {
 	for _, p := range Profiles {
-		req, files := baseFiles(p, goodYAML)
+		cfg := goodYAML
+		if p == V3 { // v3 refuses a list of concurrencies even where unused
+			cfg = strings.Replace(cfg, `"512 1075"`, "512", 1)
+		}
+		req, files := baseFiles(p, cfg)
 		res, err := Generate(req, memFS(files))
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
@@ -228,6 +253,9 @@ func TestGenerateErrors(t *testing.T) {
 		{"injected env var", V2, func(r *Request, f map[string]string) {
 			f[ConfigPath(V2, "src", "cfg")] = strings.Replace(goodYAML, `"A=1"`, "'A=`reboot`'", 1)
 		}, "environment.worker_env_var: value \"A=`reboot`\": character '`' is not allowed"},
+		{"v2 precheck not a boolean", V2, func(r *Request, f map[string]string) {
+			f[ConfigPath(V2, "src", "cfg")] = goodYAML + "cache_transceiver_precheck: {enabled: sometimes}\n"
+		}, `cache_transceiver_precheck.enabled: expected true or false, got "sometimes"`},
 		{"gen-only bad concurrency", V1, func(r *Request, f map[string]string) {
 			f[ConfigPath(V1, "src", "cfg")] = strings.Replace(goodYAML, "mode: e2e", "mode: gen_only", 1)
 		}, `benchmark.concurrency_list: expected one positive integer where it is used (gen-only), got "512 1075"`},
@@ -304,5 +332,37 @@ func TestDetect(t *testing.T) {
 	}
 	if _, err := ParseProfile("v3"); err == nil {
 		t.Error("ParseProfile accepted v3")
+	}
+	if p, err := ParseProfile("perf-sanity-v3"); p != V3 || err != nil {
+		t.Errorf("ParseProfile(perf-sanity-v3) = %s, %v", p, err)
+	}
+
+	// v3: both helper modules, whatever else the checkout has.
+	files["src/jenkins/scripts/perf/cluster_env.py"] = true
+	files["src/jenkins/scripts/perf/benchmark_utils.py"] = true
+	if p, err := DetectChecked("src", isF, isD); p != V3 || err != nil {
+		t.Errorf("both v3 modules: %s, %v", p, err)
+	}
+	if p := Detect("src", isF, func(string) bool { return false }); p != V3 {
+		t.Errorf("both v3 modules, no config folder: %s", p)
+	}
+	// Exactly one: refused, naming both files and --profile; Detect keeps
+	// its old answer.
+	for _, only := range []string{"cluster_env.py", "benchmark_utils.py"} {
+		delete(files, "src/jenkins/scripts/perf/"+only)
+		p, err := DetectChecked("src", isF, isD)
+		if err == nil || p != "" {
+			t.Errorf("without %s: %s, %v; want a refusal", only, p, err)
+		} else {
+			for _, want := range []string{"src/jenkins/scripts/perf/cluster_env.py", "src/jenkins/scripts/perf/benchmark_utils.py", "--profile", "not pinned"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("without %s: %q lacks %q", only, err, want)
+				}
+			}
+		}
+		if p := Detect("src", isF, isD); p != V2 {
+			t.Errorf("without %s: Detect = %s, want the v2 rule's answer", only, p)
+		}
+		files["src/jenkins/scripts/perf/"+only] = true
 	}
 }

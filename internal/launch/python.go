@@ -47,6 +47,20 @@ func pyJoin(parts ...string) string {
 	return out
 }
 
+// decodeRune is utf8.DecodeRuneInString; a byte that is not UTF-8 comes
+// back as utf8.RuneError, which no rule here treats as special.
+func decodeRune(s string) (rune, int) { return utf8.DecodeRuneInString(s) }
+
+// pyDirname is os.path.dirname: everything before the last '/', with
+// trailing slashes removed unless it is all slashes ("" for a bare name).
+func pyDirname(p string) string {
+	head := p[:strings.LastIndexByte(p, '/')+1]
+	if head != "" && strings.Trim(head, "/") != "" {
+		head = strings.TrimRight(head, "/")
+	}
+	return head
+}
+
 // runeLen is Python's len() of a str.
 func runeLen(s string) int { return utf8.RuneCountInString(s) }
 

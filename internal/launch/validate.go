@@ -22,7 +22,7 @@ func (r Request) validate() error {
 	if err := checkUnquotedPath("--install-sh", r.InstallSh); err != nil {
 		return err
 	}
-	if r.Profile == V2 {
+	if r.Profile == V2 || r.Profile == V3 {
 		if strings.ContainsAny(r.StageName, "\"$`\\\n\r") {
 			return fmt.Errorf("--stage-name %q: must not contain \", $, `, \\ or a line break (it is written inside double quotes)", r.StageName)
 		}

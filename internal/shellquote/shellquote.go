@@ -29,6 +29,21 @@ func SafeByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(SafeChars, c) >= 0
 }
 
+// ShlexQuote is Python's shlex.quote, byte for byte: the same words stay
+// unquoted as with Quote (the same safe characters), and a single quote
+// inside a quoted word is closed, double-quoted and reopened ('"'"')
+// where Quote escapes it with a backslash. Generators that must reproduce
+// a Python tool's output use it; everything else uses Quote.
+func ShlexQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	if IsSafe(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
+}
+
 // IsSafe reports whether s is made only of bytes that are never special
 // to a shell, so that it reads back unchanged without quotes.
 func IsSafe(s string) bool {

@@ -36,6 +36,32 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func TestShlexQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                       "''",
+		"/scratch/llm-models":    "/scratch/llm-models",
+		"/mnt/llm models/o'neil": `'/mnt/llm models/o'"'"'neil'`,
+		"LLM_MODELS_ROOT='/mnt/llm models/o'\"'\"'neil'": `'LLM_MODELS_ROOT='"'"'/mnt/llm models/o'"'"'"'"'"'"'"'"'neil'"'"''`,
+	} {
+		if got := ShlexQuote(in); got != want {
+			t.Errorf("ShlexQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+	// It reads back as what went in, as Quote's words do.
+	words := []string{"", "it's", "''", "$(reboot)", "new\nline", "a b"}
+	var quoted []string
+	for _, w := range words {
+		quoted = append(quoted, ShlexQuote(w))
+	}
+	out, err := exec.Command("bash", "-c", "printf '%s\\0' "+strings.Join(quoted, " ")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Split(string(out), "\x00"); strings.Join(got[:len(got)-1], "|") != strings.Join(words, "|") {
+		t.Errorf("came back as %q", got)
+	}
+}
+
 func TestSafeWordsStayReadable(t *testing.T) {
 	for _, w := range []string{"/lustre/ci/ws-42/job-output.log", "--mpi=pmix", "user@host:22", "a,b+c%d"} {
 		if Quote(w) != w {
@@ -54,6 +80,11 @@ func FuzzQuote(f *testing.F) {
 		}
 		if got := roundTrip(t, s); len(got) != 1 || got[0] != s {
 			t.Fatalf("%q came back as %q", s, got)
+		}
+		// ShlexQuote differs from Quote only in how it writes a single
+		// quote inside a quoted word.
+		if strings.ReplaceAll(ShlexQuote(s), `'"'"'`, `'\''`) != Quote(s) {
+			t.Fatalf("ShlexQuote(%q) = %s, Quote %s", s, ShlexQuote(s), Quote(s))
 		}
 	})
 }
