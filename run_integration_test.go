@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -134,9 +135,58 @@ func (j *job) result(err error, stdout, stderr string) jobResult {
 
 // started is a run in the background.
 type started struct {
-	j              *job
-	cmd            *exec.Cmd
-	stdout, stderr bytes.Buffer
+	j      *job
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	stderr watchedBuffer
+}
+
+// watchedBuffer is the run's stderr, which a test can wait on.
+type watchedBuffer struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	waits []lineWait
+}
+
+type lineWait struct {
+	substr string
+	seen   chan struct{}
+}
+
+func (w *watchedBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	kept := w.waits[:0]
+	for _, lw := range w.waits {
+		if strings.Contains(w.buf.String(), lw.substr) {
+			close(lw.seen)
+		} else {
+			kept = append(kept, lw)
+		}
+	}
+	w.waits = kept
+	return len(p), nil
+}
+
+func (w *watchedBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// printed returns a channel closed once stderr holds substr.
+func (s *started) printed(substr string) <-chan struct{} {
+	w := &s.stderr
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seen := make(chan struct{})
+	if strings.Contains(w.buf.String(), substr) {
+		close(seen)
+	} else {
+		w.waits = append(w.waits, lineWait{substr, seen})
+	}
+	return seen
 }
 
 func (j *job) start(args ...string) *started {
@@ -692,19 +742,25 @@ func TestStatusAndCancel(t *testing.T) {
 // repeatedly, and that the run then finishes normally.
 func TestRunReportsPending(t *testing.T) {
 	j := newJob(t, "v1", "tc_gen_only_1node", nil)
-	blocker := j.slurm("sbatch", "--parsable", "-N4", "--exclusive", "--gpus-per-node=4", "-p", j.env["CLUSTER_PARTITION"], "-A", j.env["CLUSTER_ACCOUNT"], "-o", "/dev/null", "--wrap", "sleep 12")
+	blocker := j.slurm("sbatch", "--parsable", "-N4", "--exclusive", "--gpus-per-node=4", "-p", j.env["CLUSTER_PARTITION"], "-A", j.env["CLUSTER_ACCOUNT"], "-o", "/dev/null", "--wrap", "sleep 600")
 	t.Logf("blocking job %s", blocker)
 	t.Cleanup(func() { j.slurm("scancel", blocker) })
 	j.env["DISAGG_PENDING_EVERY"] = "2s"
-	r := j.run()
+	// The blocker holds every node until the run has said twice that its
+	// job waits; then it goes and the job runs.
+	run := j.start()
+	select {
+	case <-run.printed("still PENDING"):
+	case <-time.After(120 * time.Second):
+		t.Error("no repeated PENDING line within 120 s")
+	}
+	j.slurm("scancel", blocker)
+	r := run.wait()
 	if r.code != 0 {
 		t.Fatalf("exit %d", r.code)
 	}
 	if !strings.Contains(r.stderr, "job PENDING") || !regexp.MustCompile(`still PENDING job=\d+ reason=(Resources|Priority)`).MatchString(r.stderr) {
 		t.Errorf("the PENDING state and its reason were not reported")
-	}
-	if n := strings.Count(r.stderr, "still PENDING"); n < 1 {
-		t.Errorf("no repeated PENDING line during a wait of several seconds")
 	}
 }
 
@@ -739,7 +795,15 @@ func TestRunSecondSignalExitsAtOnce(t *testing.T) {
 	run := j.start()
 	id := j.running()
 	t.Cleanup(func() { j.slurm("scancel", id) })
+	// Two signals sent back to back can merge into one in the kernel:
+	// the second goes once the runner has acted on the first.
+	cancelling := run.printed("interrupted: cancelling the job")
 	run.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-cancelling:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the first SIGINT was not acted on within 60 s")
+	}
 	run.cmd.Process.Signal(syscall.SIGINT)
 	sent := time.Now()
 	r := run.wait()

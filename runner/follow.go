@@ -23,6 +23,7 @@ func (j *jobRun) follow(ctx context.Context) (sbatch.JobState, error) {
 	pendingDone := make(chan struct{})
 	go j.repeatPending(ctx, reporter, pendingDone)
 	final, err := j.cluster.Watch(ctx, j.id, path.Join(j.ws, FinishedName), reporter.changed)
+	j.out.EndNoticed = time.Now()
 	close(pendingDone)
 	close(stop)
 	waitStreams()

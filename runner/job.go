@@ -57,7 +57,6 @@ func (j *jobRun) stage(n int, name string, do func() error) {
 // the job ends. A signal cancels the job and waits to see it end.
 func (j *jobRun) followStage(ctx context.Context) error {
 	final, err := j.follow(ctx)
-	j.out.EndNoticed = time.Now()
 	if ctx.Err() != nil {
 		j.interrupt = os.Interrupt
 		var in Interrupt

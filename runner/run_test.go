@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/fakecluster"
 	"github.com/disagg-runner/disagg-runner/sbatch"
@@ -461,5 +462,34 @@ func TestCheckJobTooBigForThePartition(t *testing.T) {
 	failed := r.Failed()
 	if len(failed) != 1 || failed[0].Name != "job fits the partition" || failed[0].Kind != Submission {
 		t.Fatalf("failed %+v", failed)
+	}
+}
+
+func TestRunRepeatsWhyTheJobIsPending(t *testing.T) {
+	f := newFixture(t)
+	f.cl.Changes = []sbatch.JobState{{ID: "42", Known: true, State: "PENDING", Reason: "Resources"}}
+	f.cl.States["42"] = sbatch.JobState{State: "PENDING", Reason: "Priority"}
+	f.cl.Hold = make(chan struct{})
+	queried := make(chan struct{})
+	f.cl.OnQuery = func(id sbatch.JobID) {
+		if id == "42" {
+			select {
+			case queried <- struct{}{}:
+			default:
+			}
+		}
+	}
+	go func() {
+		// Two reminders asked Slurm afresh: the second proves the first
+		// was reported (it resets the reminder's clock), then release.
+		<-queried
+		<-queried
+		close(f.cl.Hold)
+	}()
+	if _, err := f.run(context.Background(), Options{PendingEvery: 20 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(f.log.String(), "job PENDING job=42 reason=Resources") || !strings.Contains(f.log.String(), "still PENDING job=42 reason=Priority") {
+		t.Errorf("runner log:\n%s", f.log.String())
 	}
 }

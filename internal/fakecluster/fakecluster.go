@@ -34,6 +34,8 @@ type Cluster struct {
 	// States answer Query; an id missing here is not Known.
 	States   map[sbatch.JobID]sbatch.JobState
 	QueryErr error
+	// OnQuery runs at each Query, before it answers.
+	OnQuery func(id sbatch.JobID)
 
 	// SubmitID is the id Submit gives the job; SubmitErr its refusal.
 	SubmitID  sbatch.JobID
@@ -139,6 +141,9 @@ func (c *Cluster) Recorded(ctx context.Context, jobIDFile string) (sbatch.JobID,
 
 func (c *Cluster) Query(ctx context.Context, id sbatch.JobID) (sbatch.JobState, error) {
 	c.record("query %s", id)
+	if c.OnQuery != nil {
+		c.OnQuery(id)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.QueryErr != nil {
