@@ -168,7 +168,24 @@ func (p *Plan) render(s Settings) (*launch.Result, error) {
 		ScriptPrefix:   p.Files.ScriptPrefix,
 		SrunArgs:       p.Files.SrunArgs,
 		Config:         p.Config,
+		Names:          s.launchInputName,
 	}, os.ReadFile)
+}
+
+// launchInputName names the generator's inputs as the run's user knows
+// them; the three the runner makes itself are named as such.
+func (s Settings) launchInputName(input string) string {
+	field, ok := map[string]Field{
+		launch.InputCheckout:      FieldCheckout,
+		launch.InputDraft:         FieldDraft,
+		launch.InputRunScript:     FieldRunScript,
+		launch.InputInstallScript: FieldInstallScript,
+		launch.InputStageName:     FieldStageName,
+	}[input]
+	if !ok {
+		return "the generated " + input
+	}
+	return s.name(field)
 }
 
 // localPath maps a node path under the checkout to this machine's copy,

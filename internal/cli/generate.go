@@ -45,6 +45,7 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 		}
 	}
 	req := launch.Request{
+		Names:        generateFlags,
 		Profile:      profile,
 		LLMSrc:       c.LLMSrc,
 		TestListPath: c.TestList,
@@ -93,6 +94,26 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 	}
 	fmt.Fprintf(summary, "Launch script generated at: %s\n", c.LaunchSh)
 	return nil
+}
+
+// generateFlags names the generator's inputs by generate's flags, which
+// are submit.py's.
+func generateFlags(input string) string {
+	flag, ok := map[string]string{
+		launch.InputCheckout:      "--llm-src",
+		launch.InputTestList:      "--test-list",
+		launch.InputDraft:         "--draft-launch-sh",
+		launch.InputScriptPrefix:  "--script-prefix",
+		launch.InputSrunArgs:      "--srun-args",
+		launch.InputRunScript:     "--run-sh",
+		launch.InputInstallScript: "--install-sh",
+		launch.InputStageName:     "--stage-name",
+		launch.InputSplitGroup:    "--split-group",
+	}[input]
+	if !ok {
+		return input
+	}
+	return flag
 }
 
 // writeSummary prints what submit.py prints before writing: which test,

@@ -43,6 +43,31 @@ type Request struct {
 	// Config, when non-nil, is used instead of reading and parsing the YAML
 	// at the config path (which still names it in messages).
 	Config *config.Config
+
+	// Names turns an input's name (the Input constants) into the words
+	// the caller's user knows: generate's flags, run's variables. nil
+	// keeps the plain name.
+	Names func(string) string
+}
+
+// The inputs an error can name, by what they are.
+const (
+	InputCheckout      = "checkout"
+	InputTestList      = "test list"
+	InputDraft         = "draft"
+	InputScriptPrefix  = "script prefix"
+	InputSrunArgs      = "srun args"
+	InputRunScript     = "run script"
+	InputInstallScript = "install script"
+	InputStageName     = "stage name"
+	InputSplitGroup    = "split group"
+)
+
+func (r Request) name(input string) string {
+	if r.Names == nil {
+		return input
+	}
+	return r.Names(input)
 }
 
 // ReadFunc reads one input file. A missing file must yield an error for
@@ -102,7 +127,7 @@ func Generate(req Request, read ReadFunc) (*Result, error) {
 	}
 	res := &Result{Profile: req.Profile, TestID: id, ConfigPath: ConfigPath(req.Profile, req.LLMSrc, id.ConfigName)}
 	if req.Profile == V2 {
-		if err := checkUnquotedPath("--llm-src", req.LLMSrc); err != nil {
+		if err := checkUnquotedPath(req.name(InputCheckout), req.LLMSrc); err != nil {
 			return nil, err
 		}
 	}
@@ -123,7 +148,7 @@ func Generate(req Request, read ReadFunc) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	draft, err := readInput(read, req.DraftPath, "--draft-launch-sh")
+	draft, err := readInput(read, req.DraftPath, req.name(InputDraft))
 	if err != nil {
 		return nil, err
 	}
@@ -164,14 +189,14 @@ func (r Request) testList(read ReadFunc) ([]byte, error) {
 	if r.TestList != nil {
 		return r.TestList, nil
 	}
-	return readInput(read, r.TestListPath, "--test-list")
+	return readInput(read, r.TestListPath, r.name(InputTestList))
 }
 
 func (r Request) prefix(read ReadFunc) ([]byte, error) {
 	if r.ScriptPrefix != nil {
 		return r.ScriptPrefix, nil
 	}
-	return readInput(read, r.PrefixPath, "--script-prefix")
+	return readInput(read, r.PrefixPath, r.name(InputScriptPrefix))
 }
 
 // srunArgs reads the srun options and checks each, as they are written
@@ -180,7 +205,7 @@ func (r Request) srunArgs(read ReadFunc) ([]string, error) {
 	raw := r.SrunArgs
 	if raw == nil {
 		var err error
-		if raw, err = readInput(read, r.SrunArgsPath, "--srun-args"); err != nil {
+		if raw, err = readInput(read, r.SrunArgsPath, r.name(InputSrunArgs)); err != nil {
 			return nil, err
 		}
 	}
@@ -216,13 +241,13 @@ func draftPart(p Profile, draft []byte) []byte {
 	return []byte(strings.Join(nonEmptyStripped(strings.Split(string(draft), "\n")), "\n"))
 }
 
-func readInput(read ReadFunc, path, flag string) ([]byte, error) {
+func readInput(read ReadFunc, path, input string) ([]byte, error) {
 	if path == "" {
-		return nil, fmt.Errorf("%s is required", flag)
+		return nil, fmt.Errorf("%s is required", input)
 	}
 	b, err := read(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", flag, path, unwrapPathError(err))
+		return nil, fmt.Errorf("%s %s: %w", input, path, unwrapPathError(err))
 	}
 	return b, nil
 }

@@ -246,9 +246,9 @@ func TestGenerateErrors(t *testing.T) {
 			f[ConfigPath(V2, "src", "cfg")] = "hardware: {gpus_per_node: 0, num_ctx_servers: 1, num_gen_servers: 1}\n"
 		}, "hardware.gpus_per_node: expected a positive integer, got \"0\""},
 		{"missing gate", V2, func(r *Request, f map[string]string) { delete(f, "src/d/"+GateFile) }, "slurm_ct_precheck_gate.sh not found at src/d/slurm_ct_precheck_gate.sh"},
-		{"missing prefix", V1, func(r *Request, f map[string]string) { delete(f, "prefix") }, "--script-prefix prefix: file does not exist"},
-		{"injected run-sh", V1, func(r *Request, f map[string]string) { r.RunSh = "/x;reboot" }, `--run-sh "/x;reboot": character ';' is not allowed`},
-		{"injected stage", V2, func(r *Request, f map[string]string) { r.StageName = `GB200"; reboot; "` }, "--stage-name"},
+		{"missing prefix", V1, func(r *Request, f map[string]string) { delete(f, "prefix") }, "script prefix prefix: file does not exist"},
+		{"injected run-sh", V1, func(r *Request, f map[string]string) { r.RunSh = "/x;reboot" }, `run script "/x;reboot": character ';' is not allowed`},
+		{"injected stage", V2, func(r *Request, f map[string]string) { r.StageName = `GB200"; reboot; "` }, "stage name \"GB200"},
 		{"injected srun arg", V1, func(r *Request, f map[string]string) { f["srun"] = "--container-name=x-$(reboot)" }, "srun: value \"--container-name=x-$(reboot)\": only $name or ${name} may follow $"},
 		{"injected env var", V2, func(r *Request, f map[string]string) {
 			f[ConfigPath(V2, "src", "cfg")] = strings.Replace(goodYAML, `"A=1"`, "'A=`reboot`'", 1)

@@ -16,7 +16,7 @@ import (
 // (GENERATOR.md, "perf-sanity-v3"). When several inputs are wrong, the
 // first in the contract's order of checks is reported.
 func generateV3(req Request, read ReadFunc) (*Result, error) {
-	if err := checkUnquotedPath("--llm-src", req.LLMSrc); err != nil {
+	if err := checkUnquotedPath(req.name(InputCheckout), req.LLMSrc); err != nil {
 		return nil, err
 	}
 
@@ -40,7 +40,7 @@ func generateV3(req Request, read ReadFunc) (*Result, error) {
 		// The options split is needed to select the test (pytest-split) and
 		// is done for every input, as upstream does.
 		if words, err = pytestOptionWords(pytestLine); err != nil {
-			return nil, fmt.Errorf("--script-prefix %s: the exported pytestCommand is not valid shell quoting (%s), so its pytest options cannot be read: %s", req.PrefixPath, err, clip(pytestLine))
+			return nil, fmt.Errorf("%s %s: the exported pytestCommand is not valid shell quoting (%s), so its pytest options cannot be read: %s", req.name(InputScriptPrefix), req.PrefixPath, err, clip(pytestLine))
 		}
 	}
 	line, err := selectTestV3(lines, req.SplitGroup, words, req.LLMSrc, req.TestListPath, read)
@@ -65,7 +65,7 @@ func generateV3(req Request, read ReadFunc) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	draft, err := readInput(read, req.DraftPath, "--draft-launch-sh")
+	draft, err := readInput(read, req.DraftPath, req.name(InputDraft))
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +98,7 @@ func generateV3(req Request, read ReadFunc) (*Result, error) {
 		root, rootFound, problem = modelsRoot(pytestLine, hasPytest, req.ModelsRootEnv)
 		switch {
 		case problem != nil && !res.Skipped:
-			return nil, fmt.Errorf("--script-prefix %s: %w", req.PrefixPath, problem)
+			return nil, fmt.Errorf("%s %s: %w", req.name(InputScriptPrefix), req.PrefixPath, problem)
 		case problem != nil:
 			res.Warnings = append(res.Warnings, "WARNING: "+problem.Error()+" (the test is SKIP-waived, so its precheck does not run)")
 		case root == "" && !res.Skipped:

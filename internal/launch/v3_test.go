@@ -282,7 +282,7 @@ func TestV3Selection(t *testing.T) {
 	req, files := v3Case(t)
 	files["prefix"] = "export pytestCommand=\"pytest -k 'x\"\n"
 	files["tl"] = "no brackets"
-	if err := generateV3Err(t, req, files); err == nil || !strings.Contains(err.Error(), "--script-prefix prefix: the exported pytestCommand is not valid shell quoting (No closing quotation)") {
+	if err := generateV3Err(t, req, files); err == nil || !strings.Contains(err.Error(), "script prefix prefix: the exported pytestCommand is not valid shell quoting (No closing quotation)") {
 		t.Errorf("unbalanced quote: %v", err)
 	}
 }

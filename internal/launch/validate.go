@@ -16,15 +16,15 @@ import (
 // real inputs use them (--container-name=job-${SLURM_JOB_ID}).
 
 func (r Request) validate() error {
-	if err := checkUnquotedPath("--run-sh", r.RunSh); err != nil {
+	if err := checkUnquotedPath(r.name(InputRunScript), r.RunSh); err != nil {
 		return err
 	}
-	if err := checkUnquotedPath("--install-sh", r.InstallSh); err != nil {
+	if err := checkUnquotedPath(r.name(InputInstallScript), r.InstallSh); err != nil {
 		return err
 	}
 	if r.Profile == V2 || r.Profile == V3 {
 		if strings.ContainsAny(r.StageName, "\"$`\\\n\r") {
-			return fmt.Errorf("--stage-name %q: must not contain \", $, `, \\ or a line break (it is written inside double quotes)", r.StageName)
+			return fmt.Errorf("%s %q: must not contain \", $, `, \\ or a line break (it is written inside double quotes)", r.name(InputStageName), r.StageName)
 		}
 	}
 	return nil
@@ -32,23 +32,23 @@ func (r Request) validate() error {
 
 // checkUnquotedPath accepts paths made of characters that are never special
 // to the shell, plus $name / ${name} references.
-func checkUnquotedPath(flag, p string) error {
+func checkUnquotedPath(input, p string) error {
 	if p == "" {
-		return fmt.Errorf("%s is required", flag)
+		return fmt.Errorf("%s is required", input)
 	}
 	rest := p
 	for rest != "" {
 		if rest[0] == '$' {
 			n := varRefLen(rest)
 			if n == 0 {
-				return fmt.Errorf("%s %q: only $name or ${name} may follow $", flag, p)
+				return fmt.Errorf("%s %q: only $name or ${name} may follow $", input, p)
 			}
 			rest = rest[n:]
 			continue
 		}
 		c := rest[0]
 		if !shellquote.SafeByte(c) {
-			return fmt.Errorf("%s %q: character %q is not allowed in a path written unquoted into launch.sh (expected letters, digits, / . _ + - = , : @ %% and $name)", flag, p, c)
+			return fmt.Errorf("%s %q: character %q is not allowed in a path written unquoted into launch.sh (expected letters, digits, / . _ + - = , : @ %% and $name)", input, p, c)
 		}
 		rest = rest[1:]
 	}
