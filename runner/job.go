@@ -97,6 +97,7 @@ func (j *jobRun) collectContext(ctx context.Context) (context.Context, context.C
 // and the one-line verdict.
 func (j *jobRun) decide() error {
 	j.ev.State, j.ev.CancelledBy = j.final.State, j.final.CancelledBy
+
 	j.ev.Interrupt, j.ev.Lost = j.interrupt, j.lost
 	v := verdict.Decide(j.ev)
 	o := j.out

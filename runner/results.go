@@ -1,10 +1,12 @@
 package runner
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
+	"github.com/disagg-runner/disagg-runner/internal/verdict"
 	"github.com/disagg-runner/disagg-runner/prefix"
 )
 
@@ -63,10 +66,11 @@ func (j *jobRun) collect(ctx context.Context) error {
 	if err != nil {
 		j.con.Log.Error("collecting results failed", "err", err)
 	}
-	// The verdict reads the job log before it is masked: masking must
-	// not hide the lines it looks for.
-	if log, rerr := os.ReadFile(filepath.Join(j.resultsDir, prefix.JobLogName)); rerr == nil {
-		j.ev.JobLog = log
+	// The verdict reads the job log as it came, before masking, which may
+	// fail and remove it.
+	if f, err := os.Open(filepath.Join(j.resultsDir, prefix.JobLogName)); err == nil {
+		j.ev.Log = verdict.ReadJobLog(f)
+		f.Close()
 	}
 	if merr := j.maskResults(); merr != nil {
 		j.maskErr = merr
@@ -144,27 +148,71 @@ func (j *jobRun) maskResults() error {
 	return nil
 }
 
-// maskFileHook, when set by a test, replaces the file write of maskFile,
-// to make it fail on demand.
-var maskFileHook func(path string, data []byte) error
+// maskFileHook, when set by a test, replaces the rename that puts a
+// masked copy in place, to make it fail on demand.
+var maskFileHook func(path string) error
 
-func maskFile(p string) error {
-	info, err := os.Stat(p)
+// maskFile masks a file line by line into a temporary copy beside it, in
+// constant memory (job logs reach gigabytes), and puts the copy in place
+// only when something was masked.
+func maskFile(p string) (err error) {
+	in, err := os.Open(p)
 	if err != nil {
 		return err
 	}
-	b, err := os.ReadFile(p)
+	defer in.Close()
+	info, err := in.Stat()
 	if err != nil {
 		return err
 	}
-	m := MaskAssignments(b)
-	if bytes.Equal(m, b) {
-		return nil
+	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".mask-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		tmp.Close()
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}()
+	changed, err := maskStream(bufio.NewWriterSize(tmp, 256<<10), bufio.NewReaderSize(in, 256<<10))
+	if err != nil || !changed {
+		if err == nil {
+			os.Remove(tmp.Name())
+		}
+		return err
+	}
+	if err := tmp.Chmod(info.Mode().Perm()); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
 	}
 	if maskFileHook != nil {
-		return maskFileHook(p, m)
+		return maskFileHook(p)
 	}
-	return atomicfile.Write(p, m, info.Mode().Perm())
+	return os.Rename(tmp.Name(), p)
+}
+
+// maskStream copies r to w with secret-named assignments masked, a line
+// at a time (a line longer than the buffer is masked piece by piece).
+func maskStream(w *bufio.Writer, r *bufio.Reader) (changed bool, err error) {
+	for {
+		line, rerr := r.ReadSlice('\n')
+		if rerr != nil && rerr != io.EOF && rerr != bufio.ErrBufferFull {
+			return changed, rerr
+		}
+		m := MaskAssignments(line)
+		if !bytes.Equal(m, line) {
+			changed = true
+		}
+		if _, err := w.Write(m); err != nil {
+			return changed, err
+		}
+		if rerr == io.EOF {
+			return changed, w.Flush()
+		}
+	}
 }
 
 func cmpOr(a, b error) error {

@@ -91,7 +91,7 @@ func TestRunPassesAndStreamsTheJobLog(t *testing.T) {
 	if got, want := f.out.String(), "+ export HF_TOKEN=****\nstarting servers\nRank0 Pytest finished execution with exit code 0\n"; got != want {
 		t.Errorf("stdout %q, want the job log (masked) %q", got, want)
 	}
-	if s := f.summary(); s.ExitCode != 0 || s.JobID != "42" || s.State != "COMPLETED" || s.PytestSource != "run script's Rank0 line" {
+	if s := f.summary(); s.ExitCode != 0 || s.JobID != "42" || s.State != "COMPLETED" || s.PytestSource != "the benchmark step's Rank0 line" {
 		t.Errorf("summary %+v", s)
 	}
 	for _, name := range []string{TestListName, ScriptPrefixName, SrunArgsName, LaunchName, JobIDName} {
@@ -264,7 +264,7 @@ func TestRunCollectFailureStillDecides(t *testing.T) {
 
 func TestRunFailsWhenASecretCannotBeMasked(t *testing.T) {
 	f := newFixture(t)
-	maskFileHook = func(string, []byte) error { return errors.New("disk full") }
+	maskFileHook = func(string) error { return errors.New("disk full") }
 	defer func() { maskFileHook = nil }()
 	out, err := f.run(context.Background(), Options{})
 	var me *MaskError

@@ -2,6 +2,8 @@ package runner
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -63,5 +65,36 @@ func TestNewRunID(t *testing.T) {
 	a, b := NewRunID("", "alice", "cfg", nil, now), NewRunID("", "alice", "cfg", nil, now)
 	if !strings.HasPrefix(a, "alice-20261126-220000-") || !strings.HasSuffix(a, "-cfg") || a == b {
 		t.Errorf("manual run ids %q %q: want user, time, a random suffix and the config", a, b)
+	}
+}
+
+func TestMaskFileStreamsAndRewritesOnlyWhenNeeded(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "job.log")
+	long := strings.Repeat("x", 600<<10) // longer than the read buffer
+	os.WriteFile(secret, []byte("a\n"+long+"\nexport HF_TOKEN=hf_abc\nlast HF_TOKEN=x"), 0o640)
+	if err := maskFile(secret); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(secret)
+	if want := "a\n" + long + "\nexport HF_TOKEN=****\nlast HF_TOKEN=****"; string(got) != want {
+		t.Errorf("masked file differs (%d bytes, want %d)", len(got), len(want))
+	}
+	if info, _ := os.Stat(secret); info.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640 kept", info.Mode().Perm())
+	}
+
+	clean := filepath.Join(dir, "clean.log")
+	os.WriteFile(clean, []byte("nothing secret\n"), 0o644)
+	before, _ := os.Stat(clean)
+	if err := maskFile(clean); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(clean)
+	if !os.SameFile(before, after) {
+		t.Error("a file with nothing to mask was rewritten")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("temporary files left behind: %v", entries)
 	}
 }

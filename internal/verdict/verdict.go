@@ -9,8 +9,10 @@
 package verdict
 
 import (
+	"bufio"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strconv"
@@ -23,8 +25,10 @@ import (
 type Evidence struct {
 	State       string // Slurm base state: COMPLETED, FAILED, CANCELLED, TIMEOUT, ...
 	CancelledBy string // "CANCELLED by <uid>" as sacct reports it, when known
-	JobLog      []byte // job-output.log (the benchmark step writes here)
-	JUnit       [][]byte
+	// Log is what job-output.log (the benchmark step writes there) says,
+	// as ReadJobLog found it; the zero value is a missing log.
+	Log   LogFacts
+	JUnit [][]byte
 	// Interrupt is the signal that stopped the runner, which then
 	// cancelled the job; nil when none did.
 	Interrupt os.Signal
@@ -45,25 +49,98 @@ var (
 	// code 1". The whole phrase, because the v2 precheck gate copies lines
 	// such as "Rank0 cache-transceiver precheck finished with exit code 1"
 	// into the same log.
-	rankLine = regexp.MustCompile(`(?m)\bRank0 Pytest finished execution with exit code (\d+)\s*$`)
+	rankLine = regexp.MustCompile(`\bRank0 Pytest finished execution with exit code (\d+)\s*$`)
 	// srun's report of a failing task of the foreground (benchmark) step.
-	srunTaskExit = regexp.MustCompile(`(?m)^srun: error: \S+: task 0: Exited with exit code (\d+)\s*$`)
+	srunTaskExit = regexp.MustCompile(`^srun: error: \S+: task 0: Exited with exit code (\d+)\s*$`)
 )
+
+// Today's upstream draft, when the benchmark fails or the job is
+// signalled, dumps the tail of every role's log into the job log between
+// these lines; each role's log ends with that role's own Rank0 line, which
+// must never be taken for the benchmark's.
+const (
+	dumpStart = "===== Per-role log tails"
+	dumpEnd   = "===== End of per-role log tails ====="
+)
+
+// LogFacts are what the job log says of the benchmark step: the last
+// Rank0 line and srun report outside dumped role logs (-1: none).
+type LogFacts struct {
+	read       bool
+	rank, srun int
+	dumps      int
+	err        error
+}
+
+// maxLine bounds the bytes of one line looked at; longer lines (binary
+// output, say) cannot be the short lines searched for and are skipped.
+const maxLine = 64 << 10
+
+// ReadJobLog reads the job log once, line by line, in constant memory
+// (a job log may be gigabytes).
+func ReadJobLog(r io.Reader) LogFacts {
+	res := LogFacts{read: true, rank: -1, srun: -1}
+	br := bufio.NewReaderSize(r, maxLine)
+	inDump := false
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// Too long to matter: skip to its end.
+			for err == bufio.ErrBufferFull {
+				_, err = br.ReadSlice('\n')
+			}
+			line = nil
+		}
+		text := strings.TrimRight(string(line), "\r\n")
+		switch trimmed := strings.TrimSpace(text); {
+		case strings.HasPrefix(trimmed, dumpStart):
+			inDump = true
+			res.dumps++
+		case trimmed == dumpEnd:
+			inDump = false
+		case inDump:
+		default:
+			if m := rankLine.FindStringSubmatch(text); m != nil {
+				res.rank, _ = strconv.Atoi(m[1])
+			} else if m := srunTaskExit.FindStringSubmatch(text); m != nil {
+				res.srun, _ = strconv.Atoi(m[1])
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				res.err = err
+			}
+			return res
+		}
+	}
+}
 
 // Decide applies PIPELINE.md's rules.
 func Decide(ev Evidence) Verdict {
 	v := Verdict{PytestCode: -1}
-	if m := rankLine.FindAllSubmatch(ev.JobLog, -1); len(m) > 0 {
-		v.PytestCode, _ = strconv.Atoi(string(m[len(m)-1][1]))
-		v.Source = "run script's Rank0 line"
-	} else if m := srunTaskExit.FindAllSubmatch(ev.JobLog, -1); len(m) > 0 {
-		v.PytestCode, _ = strconv.Atoi(string(m[len(m)-1][1]))
-		v.Source = "srun's report of the benchmark step"
-	} else if code, ok := fromJUnit(ev.JUnit); ok {
-		v.PytestCode = code
-		v.Source = "junit XML"
+	bench := ev.Log
+	if !bench.read {
+		bench = LogFacts{rank: -1, srun: -1}
 	}
-
+	switch {
+	case bench.rank >= 0:
+		v.PytestCode, v.Source = bench.rank, "the benchmark step's Rank0 line"
+		if bench.srun >= 0 && bench.srun == bench.rank {
+			v.Source += " (srun's report agrees)"
+		}
+	case bench.srun >= 0:
+		v.PytestCode, v.Source = bench.srun, "srun's report of the benchmark step"
+	default:
+		if code, ok := fromJUnit(ev.JUnit); ok {
+			v.PytestCode, v.Source = code, "junit XML"
+		}
+	}
+	if bench.dumps > 0 && v.Source != "" {
+		v.Source += "; the draft's per-role log dump ignored"
+	}
+	if bench.err != nil {
+		v.Source = strings.TrimPrefix(v.Source+"; ", "; ") + "job log unreadable after a point: " + bench.err.Error()
+	}
 	v.Code, v.Reason = jobCode(ev, v.PytestCode)
 	switch {
 	case ev.Interrupt != nil:

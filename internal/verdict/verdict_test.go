@@ -1,12 +1,16 @@
 package verdict
 
 import (
+	"strings"
+	"syscall"
 	"testing"
 )
 
+func log(s string) LogFacts { return ReadJobLog(strings.NewReader(s)) }
+
 func TestDecide(t *testing.T) {
-	rank := func(code string) []byte {
-		return []byte("noise\n+ srun ...\nRank0 Pytest finished execution with exit code " + code + "\n")
+	rank := func(code string) string {
+		return "noise\n+ srun ...\nRank0 Pytest finished execution with exit code " + code + "\n"
 	}
 	xmlFail := []byte(`<?xml version="1.0"?><testsuites><testsuite name="pytest" tests="3" failures="1" errors="0"/></testsuites>`)
 	xmlPass := []byte(`<testsuite name="pytest" tests="2" failures="0" errors="0"></testsuite>`)
@@ -17,28 +21,67 @@ func TestDecide(t *testing.T) {
 		code   int
 		pytest int
 	}{
-		{"pass", Evidence{State: "COMPLETED", JobLog: rank("0")}, 0, 0},
-		{"tests failed, draft cancelled the job", Evidence{State: "CANCELLED", CancelledBy: "0", JobLog: rank("1")}, 1, 1},
-		{"no tests collected", Evidence{State: "CANCELLED", JobLog: rank("5")}, 5, 5},
-		{"last Rank0 line wins (requeue)", Evidence{State: "COMPLETED", JobLog: append(rank("1"), rank("0")...)}, 0, 0},
-		{"timeout beats everything", Evidence{State: "TIMEOUT", JobLog: rank("0")}, 124, 0},
-		{"pass but node failed", Evidence{State: "NODE_FAIL", JobLog: rank("0")}, 14, 0},
-		{"completed without evidence", Evidence{State: "COMPLETED", JobLog: []byte("hello\n")}, 14, -1},
+		{"pass", Evidence{State: "COMPLETED", Log: log(rank("0"))}, 0, 0},
+		{"tests failed, draft cancelled the job", Evidence{State: "CANCELLED", CancelledBy: "0", Log: log(rank("1"))}, 1, 1},
+		{"no tests collected", Evidence{State: "CANCELLED", Log: log(rank("5"))}, 5, 5},
+		{"last Rank0 line wins (requeue)", Evidence{State: "COMPLETED", Log: log(rank("1") + rank("0"))}, 0, 0},
+		{"timeout beats everything", Evidence{State: "TIMEOUT", Log: log(rank("0"))}, 124, 0},
+		{"pass but node failed", Evidence{State: "NODE_FAIL", Log: log(rank("0"))}, 14, 0},
+		{"completed without evidence", Evidence{State: "COMPLETED", Log: log("hello\n")}, 14, -1},
 		{"cancelled by someone else", Evidence{State: "CANCELLED", CancelledBy: "1001"}, 14, -1},
-		{"crash: killed benchmark", Evidence{State: "CANCELLED", JobLog: rank("137")}, 14, 137},
-		{"srun report", Evidence{State: "CANCELLED", JobLog: []byte("srun: error: node1: task 0: Exited with exit code 2\n")}, 2, 2},
+		{"crash: killed benchmark", Evidence{State: "CANCELLED", Log: log(rank("137"))}, 14, 137},
+		{"srun report", Evidence{State: "CANCELLED", Log: log("srun: error: node1: task 0: Exited with exit code 2\n")}, 2, 2},
 		{"junit failures", Evidence{State: "FAILED", JUnit: [][]byte{xmlFail}}, 1, 1},
 		{"junit pass needs COMPLETED", Evidence{State: "FAILED", JUnit: [][]byte{xmlPass}}, 14, 0},
 		{"junit pass", Evidence{State: "COMPLETED", JUnit: [][]byte{xmlPass}}, 0, 0},
 		{"junit empty", Evidence{State: "COMPLETED", JUnit: [][]byte{xmlEmpty}}, 5, 5},
 		{"junit garbage ignored", Evidence{State: "FAILED", JUnit: [][]byte{[]byte("<not xml")}}, 14, -1},
-		{"precheck lines are not pytest's", Evidence{State: "CANCELLED", JobLog: []byte("Rank0 cache-transceiver precheck finished with exit code 1\n")}, 14, -1},
-		{"Rank1 lines are not the benchmark's", Evidence{State: "COMPLETED", JobLog: []byte("Rank1 Pytest finished execution with exit code 0\n")}, 14, -1},
+		{"precheck lines are not pytest's", Evidence{State: "CANCELLED", Log: log("Rank0 cache-transceiver precheck finished with exit code 1\n")}, 14, -1},
+		{"Rank1 lines are not the benchmark's", Evidence{State: "COMPLETED", Log: log("Rank1 Pytest finished execution with exit code 0\n")}, 14, -1},
 	}
 	for _, c := range cases {
 		v := Decide(c.ev)
 		if v.Code != c.code || v.PytestCode != c.pytest || v.Reason == "" {
 			t.Errorf("%s: got code %d pytest %d (%s), want code %d pytest %d", c.name, v.Code, v.PytestCode, v.Reason, c.code, c.pytest)
 		}
+	}
+}
+
+// Today's upstream draft dumps every role's log tail into the job log when
+// the benchmark fails, each ending with that role's own Rank0 line, then
+// cancels its own job: the benchmark's line decides, never a dumped one.
+func TestDecideIgnoresTheDraftsRoleLogDump(t *testing.T) {
+	dump := func(reason string, roleCode string) string {
+		return "===== Per-role log tails (reason: " + reason + ") =====\n" +
+			"===== Last 3 lines of /ws/gen_server_0.log (redacted) =====\n" +
+			"gen serving\nRank0 Pytest finished execution with exit code " + roleCode + "\n" +
+			"===== Last 2 lines of /ws/ctx_server_0.log (redacted) =====\n" +
+			"Rank0 Pytest finished execution with exit code " + roleCode + "\n" +
+			"===== End of per-role log tails =====\n"
+	}
+	benchFails := "benchmark running\nRank0 Pytest finished execution with exit code 1\nsrun: error: node1: task 0: Exited with exit code 1\n" + dump("benchmark failed", "0")
+	v := Decide(Evidence{State: "CANCELLED", Log: log(benchFails)})
+	if v.Code != 1 || v.PytestCode != 1 || !strings.Contains(v.Source, "the benchmark step's Rank0 line (srun's report agrees)") || !strings.Contains(v.Source, "dump ignored") {
+		t.Errorf("benchmark fails: %+v", v)
+	}
+
+	serverDied := "Rank0 Pytest finished execution with exit code 0\n" + dump("a server exited", "1")
+	if v := Decide(Evidence{State: "CANCELLED", Log: log(serverDied)}); v.Code != 14 || v.PytestCode != 0 {
+		t.Errorf("server died: %+v", v)
+	}
+
+	// Cut off inside the dump (SIGTERM while it runs): what is inside
+	// still does not count.
+	cut := "benchmark running\n" + dump("signal", "0")[:120]
+	if v := Decide(Evidence{State: "CANCELLED", Log: log(cut), Interrupt: syscall.SIGTERM}); v.Code != 143 || v.PytestCode != -1 {
+		t.Errorf("interrupted during the dump: %+v", v)
+	}
+}
+
+func TestDecideSkipsOverlongLines(t *testing.T) {
+	huge := strings.Repeat("x", 200<<10) + "Rank0 Pytest finished execution with exit code 3\n"
+	v := Decide(Evidence{State: "COMPLETED", Log: log(huge + "Rank0 Pytest finished execution with exit code 0\n")})
+	if v.Code != 0 || v.PytestCode != 0 {
+		t.Errorf("%+v", v)
 	}
 }
