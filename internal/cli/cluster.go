@@ -26,7 +26,7 @@ type connFlags struct {
 }
 
 // transport opens the way to the login node: SSH, or this machine.
-func (c connFlags) transport(ctx context.Context, env Env, logf func(string, ...any)) (transport.Transport, error) {
+func (c connFlags) transport(ctx context.Context, env Env, logf, debugf func(string, ...any)) (transport.Transport, error) {
 	if c.Host == "" {
 		return transport.Local{}, nil
 	}
@@ -48,6 +48,7 @@ func (c connFlags) transport(ctx context.Context, env Env, logf func(string, ...
 		JumpHost:         c.JumpHost,
 		ReconnectBudget:  c.ReconnectBudget,
 		Logf:             logf,
+		Debugf:           debugf,
 	})
 }
 
@@ -55,7 +56,7 @@ func (c connFlags) transport(ctx context.Context, env Env, logf func(string, ...
 // it; debugf receives the client's and the transport's step lines.
 func (c connFlags) connector(env Env, logf, debugf func(string, ...any)) runner.Connector {
 	return func(ctx context.Context) (runner.Cluster, error) {
-		t, err := c.transport(ctx, env, logf)
+		t, err := c.transport(ctx, env, logf, debugf)
 		if err != nil {
 			return nil, err
 		}

@@ -58,7 +58,8 @@ func slurmClient(ctx context.Context, env Env, conn connFlags, jobID string) (sc
 	if id, err = checkJobID(jobID); err != nil {
 		return nil, "", nil, err
 	}
-	t, err := conn.transport(ctx, env, func(string, ...any) {})
+	nop := func(string, ...any) {}
+	t, err := conn.transport(ctx, env, nop, nop)
 	if err != nil {
 		return nil, "", nil, err
 	}

@@ -64,6 +64,9 @@ type SSHConfig struct {
 
 	// Logf, when set, receives progress lines such as reconnect attempts.
 	Logf func(format string, args ...any)
+	// Debugf, when set, receives a line per remote step with where its
+	// time went (session open, command until exit).
+	Debugf func(format string, args ...any)
 }
 
 const (
@@ -192,6 +195,9 @@ func (cfg SSHConfig) withDefaults() (SSHConfig, error) {
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = defaultDialTimeout
+	}
+	if cfg.Debugf == nil {
+		cfg.Debugf = func(string, ...any) {}
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
@@ -411,11 +417,17 @@ func (s *SSH) run(ctx context.Context, label, cmd string, stdin io.Reader, stdou
 		return err
 	}
 	defer s.releaseSession()
+	start := time.Now()
 	c, sess, err := s.openSession(ctx)
 	if err != nil {
 		return err
 	}
 	defer sess.Close()
+	opened := time.Now()
+	defer func() {
+		s.cfg.Debugf("ssh %s: %s: session open %s, command %s", s.name, shortCmd(label),
+			opened.Sub(start).Round(time.Microsecond), time.Since(opened).Round(time.Microsecond))
+	}()
 
 	var tail *tailBuffer
 	if stderr == nil {
