@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -44,12 +46,15 @@ func (j *jobRun) startStreams(ctx context.Context, stop <-chan struct{}) (wait f
 		lw = &lineWriter{w: j.con.Out}
 		jobLog = lw
 	}
+	keep := j.keepJobLog()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if _, err := j.cluster.Follow(ctx, path.Join(j.ws, prefix.JobLogName), jobLog, stop); err != nil && ctx.Err() == nil {
+		_, err := j.cluster.Follow(ctx, path.Join(j.ws, prefix.JobLogName), io.MultiWriter(jobLog, keep), stop)
+		if err != nil && ctx.Err() == nil {
 			j.con.Log.Warn("job log streaming stopped", "err", err)
 		}
+		keep.finish(err)
 	}()
 	if j.opt.FollowRoles {
 		for _, dir := range roleLogDirs(j.ws, j.testID) {
@@ -68,6 +73,46 @@ func (j *jobRun) startStreams(ctx context.Context, stop <-chan struct{}) (wait f
 			lw.Flush()
 		}
 	}
+}
+
+// keptLog is the results folder's copy of the job log, written as it
+// streams, so that collecting does not fetch the log a second time. A
+// failure to write it never stops the stream to the console: the copy is
+// then fetched as before.
+type keptLog struct {
+	f        *os.File
+	err      error
+	complete bool // the stream ran to the end and every byte was kept
+}
+
+func (k *keptLog) Write(p []byte) (int, error) {
+	if k.f != nil && k.err == nil {
+		_, k.err = k.f.Write(p)
+	}
+	return len(p), nil
+}
+
+func (k *keptLog) finish(followErr error) {
+	if k.f == nil {
+		return
+	}
+	if err := k.f.Close(); k.err == nil {
+		k.err = err
+	}
+	k.complete = followErr == nil && k.err == nil
+}
+
+// keepJobLog opens the results folder's copy of the job log (fresh: a
+// re-attached run streams from byte 0 again).
+func (j *jobRun) keepJobLog() *keptLog {
+	k := &keptLog{}
+	j.kept = k
+	if err := os.MkdirAll(j.resultsDir, 0o755); err != nil {
+		k.err = err
+		return k
+	}
+	k.f, k.err = os.Create(filepath.Join(j.resultsDir, prefix.JobLogName))
+	return k
 }
 
 // stateReporter logs the job's state changes and remembers the last one

@@ -37,6 +37,7 @@ type jobRun struct {
 	lost      error     // why the job's end could not be learned
 	ev        verdict.Evidence
 	maskErr   error
+	kept      *keptLog // the job log as it streamed, when it did
 }
 
 func (j *jobRun) finish(ctx context.Context) error {

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,7 +62,21 @@ func (j *jobRun) collect(ctx context.Context) error {
 		j.con.Log.Error("collecting results failed", "err", err)
 		return err
 	}
-	fetched, missing, err := j.cluster.Fetch(ctx, j.ws, resultNames(j.testID), j.resultsDir)
+	var except []string
+	if j.kept != nil && j.kept.complete {
+		// Streamed whole already: not fetched a second time.
+		except = []string{prefix.JobLogName}
+	} else if j.kept != nil && j.kept.err != nil {
+		j.con.Log.Warn("the streamed job log could not be kept; fetching it", "err", j.kept.err)
+	}
+	fetched, missing, err := j.cluster.Fetch(ctx, j.ws, resultNames(j.testID), except, j.resultsDir)
+	if err != nil && except == nil && j.kept != nil && j.kept.f != nil {
+		j.con.Log.Warn("the job log in the results is what streamed before streaming stopped; fetching the whole log failed")
+	}
+	if except != nil {
+		fetched, missing = append(fetched, prefix.JobLogName), slices.DeleteFunc(missing, func(n string) bool { return n == prefix.JobLogName })
+		slices.Sort(fetched)
+	}
 	j.out.Fetched, j.out.Missing = fetched, missing
 	if err != nil {
 		j.con.Log.Error("collecting results failed", "err", err)
@@ -90,7 +105,7 @@ func (j *jobRun) collect(ctx context.Context) error {
 
 // resultNames are what Jenkins' junit and archiveArtifacts get.
 func resultNames(testID string) []string {
-	names := []string{"results*.xml", "unfinished_test.txt", "install.log", prefix.JobLogName, "*.log", FinishedName, JobIDName, LaunchName}
+	names := []string{prefix.JobLogName, "results*.xml", "unfinished_test.txt", "install.log", "*.log", FinishedName, JobIDName, LaunchName}
 	if b := bracket(testID); b != "" {
 		names = append(names, b) // the per-test output folder
 	}

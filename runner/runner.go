@@ -48,7 +48,9 @@ type Cluster interface {
 	// FollowMany streams every file matching pattern in dir, each line
 	// prefixed with its role.
 	FollowMany(ctx context.Context, dir, pattern string, w io.Writer, stop <-chan struct{}) error
-	Fetch(ctx context.Context, remoteDir string, names []string, localDir string) (fetched, missing []string, err error)
+	// Fetch copies what names (globs) match under remoteDir into
+	// localDir, leaving out the files named in except.
+	Fetch(ctx context.Context, remoteDir string, names, except []string, localDir string) (fetched, missing []string, err error)
 	// Cancel cancels the job and returns its state once it ended.
 	Cancel(ctx context.Context, id sbatch.JobID) (sbatch.JobState, error)
 	// ReadFile returns at most limit bytes of a file; nil for a missing one.

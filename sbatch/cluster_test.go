@@ -159,7 +159,7 @@ func TestClusterSubmitFollowWatchFetch(t *testing.T) {
 	}
 
 	local := filepath.Join(t.TempDir(), "results")
-	fetched, missing, err := c.Fetch(ctx, ws, []string{"results*.xml", "test-output", "unfinished_test.txt", "job-output.log"}, local)
+	fetched, missing, err := c.Fetch(ctx, ws, []string{"results*.xml", "test-output", "unfinished_test.txt", "job-output.log"}, nil, local)
 	if err != nil {
 		t.Fatal(err)
 	}

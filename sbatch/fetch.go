@@ -27,9 +27,11 @@ const fetchAttempts = 3
 // refusing entries with absolute paths or "..", and skipping links (a
 // results folder has no business pointing elsewhere). fetched lists what
 // the names matched; missing the names that matched nothing, which is not
-// an error: a job that died early leaves no results.
-func (c *Client) Fetch(ctx context.Context, remoteDir string, names []string, localDir string) (fetched []string, missing []string, err error) {
-	for _, n := range names {
+// an error: a job that died early leaves no results. Files named in except
+// (plain names, not globs) are left out even where a name's glob matches
+// them.
+func (c *Client) Fetch(ctx context.Context, remoteDir string, names, except []string, localDir string) (fetched []string, missing []string, err error) {
+	for _, n := range append(append([]string(nil), names...), except...) {
 		if n == "" || path.IsAbs(n) || hasDotDot(n) {
 			return nil, nil, fmt.Errorf("fetch: %q is not a name relative to %s", n, remoteDir)
 		}
@@ -42,7 +44,7 @@ func (c *Client) Fetch(ctx context.Context, remoteDir string, names []string, lo
 	}
 	var entries []string
 	for attempt := 1; ; attempt++ {
-		entries, err = c.fetchOnce(ctx, remoteDir, names, localDir)
+		entries, err = c.fetchOnce(ctx, remoteDir, names, except, localDir)
 		if err == nil || !connectionLost(err) || attempt == fetchAttempts {
 			break
 		}
@@ -75,10 +77,14 @@ func (c *Client) Fetch(ctx context.Context, remoteDir string, names []string, lo
 
 // fetchOnce runs the remote tar and unpacks its stream; it returns the
 // paths of the entries unpacked.
-func (c *Client) fetchOnce(ctx context.Context, remoteDir string, names []string, localDir string) ([]string, error) {
+func (c *Client) fetchOnce(ctx context.Context, remoteDir string, names, except []string, localDir string) ([]string, error) {
 	quoted := make([]string, len(names))
 	for i, n := range names {
 		quoted[i] = shellquote.Quote(n)
+	}
+	skipped := make([]string, len(except))
+	for i, n := range except {
+		skipped[i] = "seen[" + shellquote.Quote(n) + "]=1;"
 	}
 	// IFS= leaves $pat whole while it is globbed; nullglob drops a glob
 	// that matches nothing, and -e drops a plain name that does not exist.
@@ -86,6 +92,7 @@ func (c *Client) fetchOnce(ctx context.Context, remoteDir string, names []string
 shopt -s nullglob
 IFS=
 declare -A seen
+%s
 set --
 for pat in %s; do
   for f in $pat; do
@@ -97,7 +104,7 @@ tar -cf - -- "$@"
 rc=$?
 # GNU tar's 1 means a file changed while it was read (a log still being
 # written): the archive is complete and usable.
-[ $rc -le 1 ] || exit $rc`, shellquote.Quote(remoteDir), strings.Join(quoted, " "))
+[ $rc -le 1 ] || exit $rc`, shellquote.Quote(remoteDir), strings.Join(skipped, " "), strings.Join(quoted, " "))
 
 	pr, pw := io.Pipe()
 	var stderr bytes.Buffer

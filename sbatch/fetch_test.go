@@ -44,7 +44,7 @@ func TestFetch(t *testing.T) {
 	var logs []string
 	c := &Client{T: transport.Local{}, Logf: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }}
 	names := []string{"results*.xml", "unfinished_test.txt", "install.log", "test-output", "-tricky name.log", "nothing-*.xml"}
-	fetched, missing, err := c.Fetch(context.Background(), remote, names, local)
+	fetched, missing, err := c.Fetch(context.Background(), remote, names, nil, local)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestFetch(t *testing.T) {
 
 	// Again, over what is there: files are replaced, not appended to.
 	writeTree(t, remote, map[string]string{"results.xml": "<new/>"})
-	if _, _, err := c.Fetch(context.Background(), remote, []string{"results.xml"}, local); err != nil {
+	if _, _, err := c.Fetch(context.Background(), remote, []string{"results.xml"}, nil, local); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(local, "results.xml")); string(got) != "<new/>" {
@@ -82,11 +82,11 @@ func TestFetch(t *testing.T) {
 
 func TestFetchNothingThere(t *testing.T) {
 	remote, local := t.TempDir(), t.TempDir()
-	fetched, missing, err := (&Client{T: transport.Local{}}).Fetch(context.Background(), remote, []string{"results*.xml", "x"}, local)
+	fetched, missing, err := (&Client{T: transport.Local{}}).Fetch(context.Background(), remote, []string{"results*.xml", "x"}, nil, local)
 	if err != nil || len(fetched) != 0 || len(missing) != 2 {
 		t.Fatalf("%q %q %v", fetched, missing, err)
 	}
-	_, _, err = (&Client{T: transport.Local{}}).Fetch(context.Background(), filepath.Join(remote, "none"), []string{"x"}, local)
+	_, _, err = (&Client{T: transport.Local{}}).Fetch(context.Background(), filepath.Join(remote, "none"), []string{"x"}, nil, local)
 	if err == nil || !strings.Contains(err.Error(), "none") {
 		t.Fatalf("a missing remote folder: %v", err)
 	}
@@ -94,7 +94,7 @@ func TestFetchNothingThere(t *testing.T) {
 
 func TestFetchRefusesBadNames(t *testing.T) {
 	for _, n := range []string{"/etc/passwd", "../x", "a/../../x", ""} {
-		if _, _, err := (&Client{T: transport.Local{}}).Fetch(context.Background(), t.TempDir(), []string{n}, t.TempDir()); err == nil {
+		if _, _, err := (&Client{T: transport.Local{}}).Fetch(context.Background(), t.TempDir(), []string{n}, nil, t.TempDir()); err == nil {
 			t.Errorf("%q accepted", n)
 		}
 	}
@@ -122,7 +122,7 @@ func TestFetchRejectsEscapingEntries(t *testing.T) {
 		tw.Write([]byte("evil"))
 		tw.Close()
 		local := filepath.Join(t.TempDir(), "deep", "results")
-		_, _, err := (&Client{T: &tarT{archive: buf.Bytes()}}).Fetch(context.Background(), "/ws", []string{"results.xml"}, local)
+		_, _, err := (&Client{T: &tarT{archive: buf.Bytes()}}).Fetch(context.Background(), "/ws", []string{"results.xml"}, nil, local)
 		if err == nil || !strings.Contains(err.Error(), "refusing") {
 			t.Errorf("%q: %v", name, err)
 		}
@@ -147,7 +147,7 @@ func TestFetchRetriesDroppedConnection(t *testing.T) {
 		}
 		return nil
 	}}
-	fetched, _, err := (&Client{T: h, Logf: t.Logf}).Fetch(context.Background(), remote, []string{"results.xml"}, local)
+	fetched, _, err := (&Client{T: h, Logf: t.Logf}).Fetch(context.Background(), remote, []string{"results.xml"}, nil, local)
 	if err != nil || len(fetched) != 1 {
 		t.Fatalf("%q %v", fetched, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,6 +59,8 @@ type Cluster struct {
 	CancelErr   error
 	FetchErr    error
 	UploadErr   error
+	// FollowErr ends Follow with this error once it wrote the file.
+	FollowErr error
 
 	// Calls records each call, in order ("probe", "submit /ws launch.sh", ...).
 	Calls  []string
@@ -231,6 +234,9 @@ func (c *Cluster) Follow(ctx context.Context, p string, w io.Writer, stop <-chan
 	if _, err := w.Write(b); err != nil {
 		return 0, err
 	}
+	if c.FollowErr != nil {
+		return int64(len(b)), c.FollowErr
+	}
 	select {
 	case <-stop:
 	case <-ctx.Done():
@@ -270,16 +276,16 @@ func (c *Cluster) match(dir, pattern string) []string {
 }
 
 // Fetch copies the files below remoteDir whose first path component
-// matches one of names into localDir.
-func (c *Cluster) Fetch(ctx context.Context, remoteDir string, names []string, localDir string) (fetched, missing []string, err error) {
-	c.record("fetch %s", remoteDir)
+// matches one of names, and that except does not name, into localDir.
+func (c *Cluster) Fetch(ctx context.Context, remoteDir string, names, except []string, localDir string) (fetched, missing []string, err error) {
+	c.record("fetch %s except %v", remoteDir, except)
 	if c.FetchErr != nil {
 		return nil, nil, c.FetchErr
 	}
 	c.mu.Lock()
 	files := map[string][]byte{}
 	for p, b := range c.Files {
-		if rel, ok := strings.CutPrefix(p, remoteDir+"/"); ok {
+		if rel, ok := strings.CutPrefix(p, remoteDir+"/"); ok && !slices.Contains(except, rel) {
 			files[rel] = b
 		}
 	}
