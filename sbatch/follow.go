@@ -15,10 +15,13 @@ import (
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
+// followChunk bounds one read of the main log. The bytes stream through
+// to the writer as they arrive (memory does not grow with the chunk); the
+// bound only keeps one poll from running for minutes after a long
+// disconnection, so that a stop is noticed. A variable for tests.
+var followChunk int64 = 256 << 20
+
 const (
-	// followChunk bounds one read of the main log: a poll after a long
-	// disconnection must not hold a whole multi-gigabyte log in memory.
-	followChunk = 4 << 20
 	// followManyChunk bounds each role log per poll; they are read
 	// together and travel base64-encoded.
 	followManyChunk = 1 << 20
@@ -44,23 +47,110 @@ type follower struct {
 // readPlan is what to ask for: from = offset-len(tail).
 func (f *follower) from() int64 { return f.offset - int64(len(f.tail)) }
 
-// take applies one read: size is the file's size, data the bytes from
-// f.from(). It returns the new bytes, and restarted=true when the file
-// was truncated or rewritten, in which case the caller should write the
-// marker and read again from 0.
-func (f *follower) take(size int64, data []byte) (fresh []byte, restarted bool) {
-	if size < f.offset || !bytes.HasPrefix(data, f.tail) {
-		f.offset, f.tail = 0, nil
-		return nil, true
-	}
-	fresh = data[len(f.tail):]
+// advance records fresh bytes written past the offset.
+func (f *follower) advance(fresh []byte) {
 	f.offset += int64(len(fresh))
-	keep := append(append([]byte(nil), f.tail...), fresh...)
+	if len(fresh) >= overlap {
+		f.tail = append(f.tail[:0], fresh[len(fresh)-overlap:]...)
+		return
+	}
+	keep := append(f.tail, fresh...)
 	if len(keep) > overlap {
 		keep = keep[len(keep)-overlap:]
 	}
-	f.tail = keep
+	f.tail = append([]byte(nil), keep...)
+}
+
+// restart forgets the position: the file was truncated or rewritten.
+func (f *follower) restart() { f.offset, f.tail = 0, nil }
+
+// take applies one whole read (FollowMany's): size is the file's size,
+// data the bytes from f.from(). It returns the new bytes, and
+// restarted=true when the file was truncated or rewritten, in which case
+// the caller should write the marker and read again from 0.
+func (f *follower) take(size int64, data []byte) (fresh []byte, restarted bool) {
+	if size < f.offset || !bytes.HasPrefix(data, f.tail) {
+		f.restart()
+		return nil, true
+	}
+	fresh = data[len(f.tail):]
+	f.advance(fresh)
 	return fresh, false
+}
+
+// pollStream is the stdout of one poll of a follower: a size line, then
+// the file's bytes from f.from(). It checks the bytes before the offset
+// against what was written already and passes the fresh ones straight on
+// to w as they arrive, advancing the offset with each: a poll cut short
+// by a dropped connection has written only real bytes at their place,
+// and the next one goes on from there.
+type pollStream struct {
+	f         *follower
+	w         io.Writer
+	head      []byte
+	headDone  bool
+	missing   bool
+	restarted bool
+	check     []byte // the bytes before the offset still to compare
+	fresh     int64
+}
+
+func newPollStream(f *follower, w io.Writer) *pollStream {
+	return &pollStream{f: f, w: w, check: append([]byte(nil), f.tail...)}
+}
+
+func (p *pollStream) Write(b []byte) (int, error) {
+	n := len(b)
+	if !p.headDone {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			p.head = append(p.head, b...)
+			if len(p.head) > 64 {
+				return 0, fmt.Errorf("read %s: no size in the answer", p.f.path)
+			}
+			return n, nil
+		}
+		p.head, b, p.headDone = append(p.head, b[:i]...), b[i+1:], true
+		if err := p.parseHead(); err != nil {
+			return 0, err
+		}
+	}
+	if p.missing || p.restarted {
+		return n, nil // nothing to pass on; the rest is drained
+	}
+	if len(p.check) > 0 {
+		k := min(len(p.check), len(b))
+		if !bytes.Equal(b[:k], p.check[:k]) {
+			p.restarted = true
+			p.f.restart()
+			return n, nil
+		}
+		p.check, b = p.check[k:], b[k:]
+	}
+	if len(b) > 0 {
+		if _, err := p.w.Write(b); err != nil {
+			return 0, err
+		}
+		p.f.advance(b)
+		p.fresh += int64(len(b))
+	}
+	return n, nil
+}
+
+func (p *pollStream) parseHead() error {
+	if string(p.head) == "missing" {
+		p.missing = true
+		return nil
+	}
+	size, err := strconv.ParseInt(string(p.head), 10, 64)
+	if err != nil {
+		return fmt.Errorf("read %s: bad size %q", p.f.path, p.head)
+	}
+	if size < p.f.offset {
+		p.restarted = true
+		p.f.restart()
+	}
+	return nil
 }
 
 func truncatedMarker(p string) string {
@@ -135,8 +225,8 @@ func (c *Client) Follow(ctx context.Context, path string, w io.Writer, stop <-ch
 	atLineStart := true
 	for {
 		stopped := closed(stop)
-		size, data, present, err := c.readFrom(ctx, f)
-		if err != nil {
+		poll, err := c.readTo(ctx, f, w)
+		if err != nil && poll.fresh == 0 {
 			if ctx.Err() != nil {
 				return f.offset, ctx.Err()
 			}
@@ -149,43 +239,48 @@ func (c *Client) Follow(ctx context.Context, path string, w io.Writer, stop <-ch
 			}
 			continue // a failed read proves nothing about "nothing new"
 		}
-		var fresh []byte
-		if present {
-			var restarted bool
-			fresh, restarted = f.take(size, data)
-			if restarted {
-				marker := truncatedMarker(path)
-				if !atLineStart {
-					marker = "\n" + marker
-				}
-				if _, err := io.WriteString(w, marker); err != nil {
-					return f.offset, err
-				}
-				atLineStart = true
-				continue
+		if err != nil {
+			// Cut short after passing on real bytes: go on from there.
+			if ctx.Err() != nil {
+				return f.offset, ctx.Err()
 			}
-			if len(fresh) > 0 {
-				if _, err := w.Write(fresh); err != nil {
-					return f.offset, err
-				}
-				atLineStart = fresh[len(fresh)-1] == '\n'
+			if !retryable(err) {
+				return f.offset, fmt.Errorf("follow %s: %w", path, err)
 			}
+			c.logf("follow %s: %v (reading on from byte %d)", path, err, f.offset)
+			continue
 		}
-		if len(fresh) == 0 && stopped {
+		if poll.restarted {
+			marker := truncatedMarker(path)
+			if !atLineStart {
+				marker = "\n" + marker
+			}
+			if _, err := io.WriteString(w, marker); err != nil {
+				return f.offset, err
+			}
+			atLineStart = true
+			continue
+		}
+		fresh := poll.fresh
+		if fresh > 0 {
+			atLineStart = f.tail[len(f.tail)-1] == '\n'
+		}
+		if fresh == 0 && stopped {
 			return f.offset, nil
 		}
-		if int64(len(fresh)) == followChunk {
+		if fresh == followChunk {
 			continue // more is waiting
 		}
-		if err := timer.wait(ctx, timer.next(len(fresh) > 0), stop, stopped); err != nil {
+		if err := timer.wait(ctx, timer.next(fresh > 0), stop, stopped); err != nil {
 			return f.offset, err
 		}
 	}
 }
 
-// readFrom runs one poll for f: the file's size, then its bytes from
-// f.from() (at most followChunk new ones). present=false: no such file.
-func (c *Client) readFrom(ctx context.Context, f *follower) (size int64, data []byte, present bool, err error) {
+// readTo runs one poll for f: the file's size, then its bytes from
+// f.from() (at most followChunk new ones), the fresh ones passed on to w
+// as they arrive.
+func (c *Client) readTo(ctx context.Context, f *follower, w io.Writer) (*pollStream, error) {
 	cmd := fmt.Sprintf(`f=%s
 [ -e "$f" ] || { echo missing; exit 0; }
 s=$(stat -L -c %%s -- "$f") || exit 1
@@ -193,22 +288,15 @@ echo "$s"
 n=$((s - %d)); [ "$n" -gt %d ] && n=%d
 [ "$n" -gt 0 ] && tail -c +%d -- "$f" | head -c "$n"
 exit 0`, shellquote.Quote(f.path), f.from(), followChunk+overlap, followChunk+overlap, f.from()+1)
-	var stdout, stderr bytes.Buffer
-	if err := c.T.Run(ctx, cmd, nil, &stdout, &stderr); err != nil {
-		return 0, nil, false, commandError("read "+f.path, output{stdout.String(), stderr.String()}, err)
+	poll := newPollStream(f, w)
+	var stderr bytes.Buffer
+	if err := c.T.Run(ctx, cmd, nil, poll, &stderr); err != nil {
+		return poll, commandError("read "+f.path, output{"", stderr.String()}, err)
 	}
-	head, rest, ok := bytes.Cut(stdout.Bytes(), []byte("\n"))
-	if !ok {
-		return 0, nil, false, fmt.Errorf("read %s: no size in the answer", f.path)
+	if !poll.headDone {
+		return poll, fmt.Errorf("read %s: no size in the answer", f.path)
 	}
-	if string(head) == "missing" {
-		return 0, nil, false, nil
-	}
-	size, err = strconv.ParseInt(string(head), 10, 64)
-	if err != nil {
-		return 0, nil, false, fmt.Errorf("read %s: bad size %q", f.path, head)
-	}
-	return size, rest, true, nil
+	return poll, nil
 }
 
 // FollowMany follows every file in dir whose name matches pattern (a shell

@@ -141,8 +141,10 @@ func TestFollowReadsOnceMoreAfterStop(t *testing.T) {
 }
 
 func TestFollowLargeFileInChunks(t *testing.T) {
+	defer func(c int64) { followChunk = c }(followChunk)
+	followChunk = 4 << 20
 	path := filepath.Join(t.TempDir(), "big")
-	data := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz\n"), (2*followChunk+followChunk/3)/37)
+	data := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz\n"), int((2*followChunk+followChunk/3)/37))
 	os.WriteFile(path, data, 0o644)
 	stop := make(chan struct{})
 	close(stop)
