@@ -274,10 +274,13 @@ func TestRealSSHDOneConnection(t *testing.T) {
 		s := c.dial(t, c.cfg)
 		ctx := realCtx(t)
 		// The first defaultMaxSessions commands to start wait for each
-		// other (the node is this machine, and so is the folder they meet
-		// in): that many sessions are certainly open at once. The rest
-		// find the count reached and end at once.
-		meet := t.TempDir()
+		// other in a folder on the node: that many sessions are certainly
+		// open at once. The rest find the count reached and end at once.
+		var out bytes.Buffer
+		if err := s.Run(ctx, "mktemp -d", nil, &out, nil); err != nil {
+			t.Fatal(err)
+		}
+		meet := strings.TrimSpace(out.String())
 		barrier := fmt.Sprintf(`: > %s/$$; until [ "$(ls %s | wc -l)" -ge %d ]; do sleep 0.05; done`,
 			shellquote.Quote(meet), shellquote.Quote(meet), defaultMaxSessions)
 		var wg sync.WaitGroup
@@ -294,7 +297,7 @@ func TestRealSSHDOneConnection(t *testing.T) {
 				t.Error(err)
 			}
 		}
-		s.Run(ctx, "rm -f /tmp/disagg-transport-test-"+strconv.Itoa(os.Getpid()), nil, nil, nil)
+		s.Run(ctx, "rm -rf /tmp/disagg-transport-test-"+strconv.Itoa(os.Getpid())+" "+shellquote.Quote(meet), nil, nil, nil)
 		ourPort := strconv.Itoa(s.currentConn().client.LocalAddr().(*net.TCPAddr).Port)
 		s.Close()
 		// sshd's monitor logs "Accepted" before the connection serves any
