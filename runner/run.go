@@ -17,11 +17,11 @@ import (
 	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
 	"github.com/disagg-runner/disagg-runner/internal/checklist"
 	"github.com/disagg-runner/disagg-runner/internal/exitcode"
-	"github.com/disagg-runner/disagg-runner/prefix"
-	"github.com/disagg-runner/disagg-runner/sbatch"
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 	"github.com/disagg-runner/disagg-runner/internal/transport"
 	"github.com/disagg-runner/disagg-runner/internal/verdict"
+	"github.com/disagg-runner/disagg-runner/prefix"
+	"github.com/disagg-runner/disagg-runner/sbatch"
 )
 
 // Options tune a run beyond its Settings.

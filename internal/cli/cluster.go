@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/runner"
 	"github.com/disagg-runner/disagg-runner/internal/transport"
+	"github.com/disagg-runner/disagg-runner/runner"
 )
 
 // connFlags says how to reach the login node. Without a host the runner
