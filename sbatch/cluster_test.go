@@ -78,6 +78,11 @@ mkdir -p "$WS/test-output/perf"
 echo "deep" > "$WS/test-output/perf/server.log"
 echo '<testsuite tests="1" failures="0"/>' > "$WS/results.xml"`
 
+// printLinesHeld is printLines, except that after line 30 the job waits
+// until the file go-on appears in its workspace: the test decides when it
+// goes on, and knows it still runs until then.
+var printLinesHeld = strings.Replace(printLines, "; do echo", `; do [ "$i" = 31 ] && until [ -e "$WS/go-on" ]; do sleep 0.2; done; echo`, 1)
+
 func logTo(t *testing.T) func(string, ...any) {
 	return func(f string, a ...any) { t.Logf("%s "+f, append([]any{time.Now().Format("15:04:05.000")}, a...)...) }
 }
@@ -472,14 +477,17 @@ func TestClusterOverSSH(t *testing.T) {
 	defer tr.Close()
 
 	ws := workspace(t)
-	jobScript(t, env, ws, "#SBATCH --nodes=2", printLines+"\nexit 0")
+	goOn := filepath.Join(ws, "go-on")
+	t.Cleanup(func() { os.WriteFile(goOn, nil, 0o644) })
+	jobScript(t, env, ws, "#SBATCH --nodes=2", printLinesHeld+"\nexit 0")
 	c := &Client{T: tr, Logf: logTo(t)}
 	id, err := c.Submit(ctx, ws, "launch.sh", "job-id")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Cut while the log streams: once Follow has streamed line 10, and
-	// again at line 30 (of 50).
+	// again once it has streamed line 30, where the job waits for the
+	// test. Lines 11-30 and 31-50 can then only come over a new connection.
 	var out syncBuffer
 	go func() {
 		for _, after := range []string{"line 10 ", "line 30 "} {
@@ -487,6 +495,7 @@ func TestClusterOverSSH(t *testing.T) {
 			t.Logf("%s cutting the connection", time.Now().Format("15:04:05.000"))
 			relay.dropAll()
 		}
+		os.WriteFile(goOn, nil, 0o644)
 	}()
 	final, _, returned, streamed := watchAndFollow(t, c, id, ws, &out)
 	if final.State != "COMPLETED" || final.ExitCode != 0 {
