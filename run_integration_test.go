@@ -87,6 +87,26 @@ func newJob(t *testing.T, profile, config string, knobs map[string]string) *job 
 	return j
 }
 
+// hold keeps the job's benchmark from finishing, after its log lines and
+// sleep, until release is called (STANDIN_HOLD_FILE): the test knows the
+// job still runs until it has done what it must meanwhile. The test's end
+// releases it too.
+func (j *job) hold() (release func()) {
+	j.t.Helper()
+	file := filepath.Join(j.workdir, "release-"+j.runID)
+	f, err := os.OpenFile(filepath.Join(j.checkout, "standin.env"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		j.t.Fatal(err)
+	}
+	fmt.Fprintf(f, "STANDIN_HOLD_FILE=%s\n", shellquote.Quote(file))
+	if err := f.Close(); err != nil {
+		j.t.Fatal(err)
+	}
+	release = func() { os.WriteFile(file, nil, 0o644) }
+	j.t.Cleanup(release)
+	return release
+}
+
 // local switches the job to the local transport (this machine is the
 // login node).
 func (j *job) local() *job {
@@ -539,6 +559,7 @@ func TestRunTimeLimit(t *testing.T) {
 
 func TestRunRequeueRestartsLog(t *testing.T) {
 	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_LOG_LINES": "20", "STANDIN_LOG_INTERVAL": "0.5"})
+	release := j.hold() // the first run does not end before it is requeued
 	run := j.start()
 	id := j.running()
 	// Requeued once the runner has streamed part of the first run's log:
@@ -554,6 +575,7 @@ func TestRunRequeueRestartsLog(t *testing.T) {
 	if out := j.slurm("scontrol", "update", "JobId="+id, "StartTime=now"); out != "" {
 		t.Logf("scontrol update: %s", out)
 	}
+	release() // the second run may end
 	r := run.wait()
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0", r.code)
@@ -569,13 +591,15 @@ func TestRunRequeueRestartsLog(t *testing.T) {
 func TestRunSurvivesDroppedConnection(t *testing.T) {
 	cenv := clusterEnv(t)
 	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_LOG_LINES": "40", "STANDIN_LOG_INTERVAL": "0.25"})
+	release := j.hold()
 	run := j.start()
 	t.Logf("job %s running", j.running())
 	// Dropped while the log streams: the runner has streamed some of it,
-	// and most (about 9 s of it) is still to come.
+	// and the job goes on (held) until the connection is cut.
 	run.stdout.waitFor(t, "standin log line 4/40")
 	killed := killSSHDSessions(t, cenv["TESTCLUSTER_STATE"])
 	t.Logf("killed sshd session processes %v", killed)
+	release()
 	r := run.wait()
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0", r.code)
@@ -706,9 +730,13 @@ func startAndLose(t *testing.T, j *job) string {
 }
 
 func TestRerunReattachesInsteadOfResubmitting(t *testing.T) {
-	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_SLEEP": "6"})
+	j := newJob(t, "v1", "tc_gen_only_1node", nil)
+	release := j.hold() // the job runs until the rerun has found it
 	id := startAndLose(t, j)
-	r := j.run() // the same run id: a retried Jenkins step
+	rerun := j.start() // the same run id: a retried Jenkins step
+	rerun.stderr.waitFor(t, "following it instead of submitting again")
+	release()
+	r := rerun.wait()
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0", r.code)
 	}
