@@ -518,7 +518,8 @@ func TestRunUnreachableHost(t *testing.T) {
 }
 
 func TestRunSIGTERMCancelsJob(t *testing.T) {
-	j := newJob(t, "v1", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_SLEEP": "120"})
+	j := newJob(t, "v1", "tc_ctx1_gen1_2nodes", nil)
+	j.hold() // runs until cancelled
 	run := j.start()
 	id := j.running()
 	run.runnerSawRunning()
@@ -537,7 +538,8 @@ func TestRunSIGTERMCancelsJob(t *testing.T) {
 }
 
 func TestRunCancelledBySomeoneElse(t *testing.T) {
-	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_SLEEP": "120"})
+	j := newJob(t, "v1", "tc_gen_only_1node", nil)
+	j.hold() // runs until cancelled
 	run := j.start()
 	id := j.running()
 	run.runnerSawRunning()
@@ -790,7 +792,8 @@ func TestAttachAfterLostRunner(t *testing.T) {
 }
 
 func TestStatusAndCancel(t *testing.T) {
-	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_SLEEP": "60"})
+	j := newJob(t, "v1", "tc_gen_only_1node", nil)
+	j.hold() // runs until cancelled
 	id := startAndLose(t, j)
 	env := j.command().Env
 	status := exec.Command(binary, "status", id)
@@ -871,7 +874,8 @@ func TestRunFollowRoles(t *testing.T) {
 // so the run can only end through the second signal. The local transport
 // runs the stand-in: the signal handling is the same over SSH.
 func TestRunSecondSignalExitsAtOnce(t *testing.T) {
-	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_SLEEP": "120"}).local()
+	j := newJob(t, "v1", "tc_gen_only_1node", nil).local()
+	j.hold() // runs until cancelled
 	scancel, err := exec.LookPath("scancel")
 	if err != nil {
 		t.Fatal(err)
@@ -961,7 +965,8 @@ func TestRunSignalBeforeSubmission(t *testing.T) {
 // the test before it prints the id): the job sbatch created must be
 // recorded and cancelled, not left behind.
 func TestRunSignalDuringSubmission(t *testing.T) {
-	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_SLEEP": "60"}).local()
+	j := newJob(t, "v1", "tc_gen_only_1node", nil).local()
+	j.hold() // runs until cancelled
 	bin := t.TempDir()
 	marker, release := filepath.Join(bin, "submitted"), filepath.Join(bin, "release")
 	wrapper := "#!/bin/bash\nout=$(/usr/bin/sbatch \"$@\") || exit\ntouch " + marker +
