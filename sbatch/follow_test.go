@@ -202,7 +202,7 @@ func (f *fakeCounter) Run(ctx context.Context, cmd string, stdin io.Reader, stdo
 func TestFollowTruncated(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "job-output.log")
 	os.WriteFile(path, []byte("first run line 1\nfirst run, half a li"), 0o644)
-	appended, append2 := oneShot()
+	appended, markAppended := oneShot()
 	h := &hookT{before: func(n int) {
 		switch n {
 		case 2:
@@ -211,7 +211,7 @@ func TestFollowTruncated(t *testing.T) {
 		case 4:
 			// Read 3 followed the new file from 0; the second run goes on.
 			appendFile(t, path, "second run goes on\n")
-			append2()
+			markAppended()
 		}
 	}}
 	c := &Client{T: h, Policy: fastPolicy}
