@@ -36,7 +36,26 @@ type Client struct {
 
 	// Policy sets the poll intervals; zero fields take the defaults.
 	Policy Policy
+
+	// clock is how Watch tells the time and waits between polls; nil is
+	// the real clock. A test hook: the watch tests step a clock of their
+	// own, so that what Watch asks when depends on its logic alone and
+	// not on how fast the machine runs.
+	clock clock
 }
+
+// clock is the time as Watch sees it.
+type clock interface {
+	Now() time.Time
+	// Sleep waits for d or until ctx ends, as sleep does.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+// realClock is the machine's clock.
+type realClock struct{}
+
+func (realClock) Now() time.Time                                   { return time.Now() }
+func (realClock) Sleep(ctx context.Context, d time.Duration) error { return sleep(ctx, d) }
 
 // Policy holds the timing knobs. Zero fields mean the defaults, which are
 // tuned for production; tests shorten them.

@@ -78,20 +78,28 @@ mkdir -p "$WS/test-output/perf"
 echo "deep" > "$WS/test-output/perf/server.log"
 echo '<testsuite tests="1" failures="0"/>' > "$WS/results.xml"`
 
+// printLinesHeld is printLines, except that after line 30 the job waits
+// until the file go-on appears in its workspace: the test decides when it
+// goes on, and knows it still runs until then.
+var printLinesHeld = strings.Replace(printLines, "; do echo", `; do [ "$i" = 31 ] && until [ -e "$WS/go-on" ]; do sleep 0.2; done; echo`, 1)
+
 func logTo(t *testing.T) func(string, ...any) {
 	return func(f string, a ...any) { t.Logf("%s "+f, append([]any{time.Now().Format("15:04:05.000")}, a...)...) }
 }
 
-// watchAndFollow follows the job log while watching the job, stopping the
-// follow once the job ended, as the runner does.
-func watchAndFollow(t *testing.T, c *Client, id JobID, ws string) (JobState, []JobState, time.Time, string) {
+// watchAndFollow follows the job log into out (nil: a buffer of its own)
+// while watching the job, stopping the follow once the job ended, as the
+// runner does.
+func watchAndFollow(t *testing.T, c *Client, id JobID, ws string, out *syncBuffer) (JobState, []JobState, time.Time, string) {
 	t.Helper()
 	ctx := testContext(t, 5*time.Minute)
-	var out syncBuffer
+	if out == nil {
+		out = &syncBuffer{}
+	}
 	stop := make(chan struct{})
 	followed := make(chan error, 1)
 	go func() {
-		_, err := c.Follow(ctx, filepath.Join(ws, "job-output.log"), &out, stop)
+		_, err := c.Follow(ctx, filepath.Join(ws, "job-output.log"), out, stop)
 		followed <- err
 	}()
 	var changes []JobState
@@ -129,7 +137,7 @@ func TestClusterSubmitFollowWatchFetch(t *testing.T) {
 		t.Errorf("Recorded: %q %v", rec, err)
 	}
 
-	final, changes, returned, streamed := watchAndFollow(t, c, id, ws)
+	final, changes, returned, streamed := watchAndFollow(t, c, id, ws, nil)
 	if final.State != "COMPLETED" || final.ExitCode != 0 || final.Signal != 0 || final.NodeList == "" {
 		t.Errorf("final %+v", final)
 	}
@@ -142,12 +150,16 @@ func TestClusterSubmitFollowWatchFetch(t *testing.T) {
 	if !sawRunning || changes[len(changes)-1].State != "COMPLETED" {
 		t.Errorf("changes %v: want RUNNING with nodes, then COMPLETED", changes)
 	}
+	// How soon Watch notices the end is a performance figure (see
+	// bench/run-cost.sh); the limit only catches an end that the sentinel
+	// and sacct both missed, left to the controller's safety net (every
+	// 2 minutes while sacct agrees).
 	lag := returned.Sub(final.End)
 	t.Logf("Slurm StartTime %s", final.Start.Local().Format("15:04:05"))
 	t.Logf("Slurm EndTime %s, Watch returned %s: %.2f s later (EndTime has 1 s resolution)",
 		final.End.Local().Format("15:04:05"), returned.Format("15:04:05.000"), lag.Seconds())
-	if lag > 5*time.Second {
-		t.Errorf("Watch returned %s after the job ended", lag)
+	if lag > time.Minute {
+		t.Errorf("Watch returned %s after the job ended: was it only the controller's safety net?", lag)
 	}
 
 	file, _ := os.ReadFile(filepath.Join(ws, "job-output.log"))
@@ -182,7 +194,7 @@ func TestClusterFailedExitCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	final, _, returned, _ := watchAndFollow(t, c, id, ws)
+	final, _, returned, _ := watchAndFollow(t, c, id, ws, nil)
 	if final.State != "FAILED" || final.ExitCode != 3 || final.Reason != "NonZeroExitCode" {
 		t.Errorf("final %+v", final)
 	}
@@ -316,17 +328,19 @@ echo "second run done"`)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Requeued once Follow has streamed the first run's output: only then
+	// is there something for the truncation to cut.
+	var out syncBuffer
 	go func() {
-		waitFor(t, ctx, "the first run's output", func() bool {
-			b, _ := os.ReadFile(filepath.Join(ws, "job-output.log"))
-			return strings.Contains(string(b), "waiting to be requeued")
+		waitFor(t, ctx, "the first run's output to be followed", func() bool {
+			return strings.Contains(out.String(), "waiting to be requeued")
 		})
-		if out, err := exec.Command("scontrol", "requeue", string(id)).CombinedOutput(); err != nil {
-			t.Errorf("scontrol requeue: %v %s", err, out)
+		if msg, err := exec.Command("scontrol", "requeue", string(id)).CombinedOutput(); err != nil {
+			t.Errorf("scontrol requeue: %v %s", err, msg)
 		}
 		t.Logf("%s requeued job %s", time.Now().Format("15:04:05.000"), id)
 	}()
-	final, changes, returned, streamed := watchAndFollow(t, c, id, ws)
+	final, changes, returned, streamed := watchAndFollow(t, c, id, ws, &out)
 	if final.State != "COMPLETED" || final.Restarts != 1 {
 		t.Errorf("final %+v", final)
 	}
@@ -463,23 +477,27 @@ func TestClusterOverSSH(t *testing.T) {
 	defer tr.Close()
 
 	ws := workspace(t)
-	jobScript(t, env, ws, "#SBATCH --nodes=2", printLines+"\nexit 0")
+	goOn := filepath.Join(ws, "go-on")
+	t.Cleanup(func() { os.WriteFile(goOn, nil, 0o644) })
+	jobScript(t, env, ws, "#SBATCH --nodes=2", printLinesHeld+"\nexit 0")
 	c := &Client{T: tr, Logf: logTo(t)}
 	id, err := c.Submit(ctx, ws, "launch.sh", "job-id")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Cut while the log streams: once Follow has streamed line 10, and
+	// again once it has streamed line 30, where the job waits for the
+	// test. Lines 11-30 and 31-50 can then only come over a new connection.
+	var out syncBuffer
 	go func() {
 		for _, after := range []string{"line 10 ", "line 30 "} {
-			waitFor(t, ctx, after, func() bool {
-				b, _ := os.ReadFile(filepath.Join(ws, "job-output.log"))
-				return strings.Contains(string(b), after)
-			})
+			waitFor(t, ctx, after, func() bool { return strings.Contains(out.String(), after) })
 			t.Logf("%s cutting the connection", time.Now().Format("15:04:05.000"))
 			relay.dropAll()
 		}
+		os.WriteFile(goOn, nil, 0o644)
 	}()
-	final, _, returned, streamed := watchAndFollow(t, c, id, ws)
+	final, _, returned, streamed := watchAndFollow(t, c, id, ws, &out)
 	if final.State != "COMPLETED" || final.ExitCode != 0 {
 		t.Errorf("final %+v", final)
 	}

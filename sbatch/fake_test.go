@@ -106,6 +106,54 @@ var fastPolicy = Policy{
 	SubmitRetries:   3,
 }
 
+// fakeClock is a clock for Watch that moves only when Watch sleeps, and
+// then at once: a watch's polls come due in the order its logic puts them
+// in, however slow the machine is, and a minute of it takes no time.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	end    time.Time          // with cancel: the virtual deadline
+	cancel context.CancelFunc // ends the watch's context at end
+}
+
+// clockStart is after every sentinel's epoch in the tests, as the real
+// clock is: a sentinel is read after it was written.
+var clockStart = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+func newFakeClock() *fakeClock { return &fakeClock{now: clockStart} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil || d <= 0 {
+		return err
+	}
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	if c.cancel != nil && !c.now.Before(c.end) {
+		c.now = c.end
+		c.cancel()
+	}
+	c.mu.Unlock()
+	return ctx.Err()
+}
+
+// context returns a context that the clock ends once it has moved on by d:
+// a deadline in the clock's time. (A real 30 s bound only turns a hang
+// into a failure.) A watch cut short by it returns context.Canceled.
+func (c *fakeClock) context(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithCancel(testContext(t, 30*time.Second))
+	t.Cleanup(cancel)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.end, c.cancel = c.now.Add(d), cancel
+	return ctx
+}
+
 func testContext(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)

@@ -95,22 +95,54 @@ func followUntil(t *testing.T, c *Client, path string, w io.Writer) func() (int6
 	}
 }
 
+// waitClosed waits for ch to be closed (by a hook, say). The bound only
+// turns a hang into a failure; nothing is timed with it.
+func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// oneShot returns a channel and a function that closes it, once however
+// often it is called.
+func oneShot() (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	var once sync.Once
+	return ch, func() { once.Do(func() { close(ch) }) }
+}
+
+// The file grows between the follower's reads: the hook appends the next
+// piece before each read, so every read finds something new (or, for the
+// first ones, no file at all), whatever the machine's speed.
 func TestFollowGrowingFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "job-output.log")
-	c := &Client{T: transport.Local{}, Policy: fastPolicy}
-	var out syncBuffer
-	finish := followUntil(t, c, path, &out)
-	time.Sleep(30 * time.Millisecond) // not there yet: nothing happens
+	var pieces []string
 	var want strings.Builder
-	for i := range 50 {
+	for i := range 12 {
 		// Writes cut mid-line, as a real log's are.
 		s := fmt.Sprintf("line %02d: %s\n", i, strings.Repeat("x", i))
-		appendFile(t, path, s[:len(s)/2])
-		time.Sleep(time.Millisecond)
-		appendFile(t, path, s[len(s)/2:])
+		pieces = append(pieces, s[:len(s)/2], s[len(s)/2:])
 		want.WriteString(s)
 	}
+	const missingReads = 3 // not there yet: nothing happens
+	allWritten, wrote := oneShot()
+	h := &hookT{before: func(n int) {
+		if i := n - 1 - missingReads; i >= 0 && i < len(pieces) {
+			appendFile(t, path, pieces[i])
+			if i == len(pieces)-1 {
+				wrote()
+			}
+		}
+	}}
+	// Data arrives on every read, so the follower polls at FastPoll.
+	c := &Client{T: h, Policy: Policy{FastPoll: time.Millisecond, SlowPoll: 2 * time.Millisecond}}
+	var out syncBuffer
+	finish := followUntil(t, c, path, &out)
+	waitClosed(t, allWritten, "the last piece to be appended")
 	off, err := finish()
 	if err != nil {
 		t.Fatal(err)
@@ -172,18 +204,22 @@ func (f *fakeCounter) Run(ctx context.Context, cmd string, stdin io.Reader, stdo
 func TestFollowTruncated(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "job-output.log")
 	os.WriteFile(path, []byte("first run line 1\nfirst run, half a li"), 0o644)
+	appended, markAppended := oneShot()
 	h := &hookT{before: func(n int) {
-		if n == 2 {
+		switch n {
+		case 2:
 			// Truncated as Slurm does when a requeued job starts again.
 			os.WriteFile(path, []byte("second\n"), 0o644)
+		case 4:
+			// Read 3 followed the new file from 0; the second run goes on.
+			appendFile(t, path, "second run goes on\n")
+			markAppended()
 		}
 	}}
 	c := &Client{T: h, Policy: fastPolicy}
 	var out syncBuffer
 	finish := followUntil(t, c, path, &out)
-	time.Sleep(100 * time.Millisecond)
-	appendFile(t, path, "second run goes on\n")
-	time.Sleep(50 * time.Millisecond)
+	waitClosed(t, appended, "the fourth read")
 	off, err := finish()
 	want := "first run line 1\nfirst run, half a li\n" + truncatedMarker(path) + "second\nsecond run goes on\n"
 	if err != nil || out.String() != want || off != 26 {
@@ -196,14 +232,16 @@ func TestFollowRewrittenPastOffset(t *testing.T) {
 	// offset: its size alone says nothing, the bytes before the offset do.
 	path := filepath.Join(t.TempDir(), "log")
 	os.WriteFile(path, []byte(strings.Repeat("A", 100)), 0o644)
+	rewritten, rewrote := oneShot()
 	h := &hookT{before: func(n int) {
 		if n == 2 {
 			os.WriteFile(path, []byte(strings.Repeat("B", 300)), 0o644)
+			rewrote()
 		}
 	}}
 	var out syncBuffer
 	finish := followUntil(t, &Client{T: h, Policy: fastPolicy}, path, &out)
-	time.Sleep(100 * time.Millisecond)
+	waitClosed(t, rewritten, "the second read")
 	_, err := finish()
 	want := strings.Repeat("A", 100) + "\n" + truncatedMarker(path) + strings.Repeat("B", 300)
 	if err != nil || out.String() != want {
@@ -219,10 +257,16 @@ func TestFollowConnectionLostMidRead(t *testing.T) {
 	}
 	os.WriteFile(path, []byte(want.String()[:500]), 0o644)
 	lost := transport.Unreachable(fmt.Errorf("ssh: %w", transport.ErrConnectionLost))
+	// Stopped only once the read after the two cut ones has begun: the
+	// follower must neither give up on the cut reads nor stop before them.
+	fifth, reached := oneShot()
 	h := &hookT{
 		before: func(n int) {
-			if n == 3 {
+			switch n {
+			case 3:
 				os.WriteFile(path, []byte(want.String()), 0o644)
+			case 5:
+				reached()
 			}
 		},
 		// The third and fourth reads are cut halfway through their
@@ -240,7 +284,7 @@ func TestFollowConnectionLostMidRead(t *testing.T) {
 	c := &Client{T: h, Policy: fastPolicy, Logf: func(f string, a ...any) { fmt.Fprintf(&logs, f+"\n", a...) }}
 	var out syncBuffer
 	finish := followUntil(t, c, path, &out)
-	time.Sleep(150 * time.Millisecond)
+	waitClosed(t, fifth, "the read after the cut ones")
 	off, err := finish()
 	if err != nil || out.String() != want.String() || off != int64(want.Len()) {
 		t.Fatalf("got %d bytes, want %d (%v); equal=%v", len(out.String()), want.Len(), err, out.String() == want.String())
@@ -269,17 +313,25 @@ func TestFollowManyPrefixesWholeLines(t *testing.T) {
 	ctx0 := filepath.Join(dir, "ctx_server_0.log")
 	appendFile(t, gen, "gen starting\ngen half")
 	appendFile(t, filepath.Join(dir, "other.txt"), "not a role log\n")
-	c := &Client{T: transport.Local{}, Policy: fastPolicy}
+	// Each read finds the next step written.
+	fourth, reached := oneShot()
+	h := &hookT{before: func(n int) {
+		switch n {
+		case 2:
+			appendFile(t, ctx0, "ctx up\n") // appears later
+			appendFile(t, gen, " a line\ngen done\n")
+		case 3:
+			appendFile(t, ctx0, "ctx without newline")
+		case 4:
+			reached()
+		}
+	}}
+	c := &Client{T: h, Policy: fastPolicy}
 	stop := make(chan struct{})
 	var out syncBuffer
 	done := make(chan error, 1)
 	go func() { done <- c.FollowMany(testContext(t, 30*time.Second), dir, "*_server_*.log", &out, stop) }()
-	time.Sleep(60 * time.Millisecond)
-	appendFile(t, ctx0, "ctx up\n") // appears later
-	appendFile(t, gen, " a line\ngen done\n")
-	time.Sleep(60 * time.Millisecond)
-	appendFile(t, ctx0, "ctx without newline")
-	time.Sleep(60 * time.Millisecond)
+	waitClosed(t, fourth, "the fourth read")
 	close(stop)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -314,9 +366,11 @@ func TestFollowManyTruncatedAndOddNames(t *testing.T) {
 	dir := t.TempDir()
 	odd := filepath.Join(dir, "gen server 'x'.log")
 	appendFile(t, odd, "before\n")
+	rewritten, rewrote := oneShot()
 	h := &hookT{before: func(n int) {
 		if n == 2 {
 			os.WriteFile(odd, []byte("after\n"), 0o644)
+			rewrote()
 		}
 	}}
 	stop := make(chan struct{})
@@ -325,7 +379,7 @@ func TestFollowManyTruncatedAndOddNames(t *testing.T) {
 	go func() {
 		done <- (&Client{T: h, Policy: fastPolicy}).FollowMany(testContext(t, 30*time.Second), dir, "*.log", &out, stop)
 	}()
-	time.Sleep(80 * time.Millisecond)
+	waitClosed(t, rewritten, "the second read")
 	close(stop)
 	if err := <-done; err != nil {
 		t.Fatal(err)

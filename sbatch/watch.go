@@ -84,7 +84,10 @@ const unknownGiveUp = 3
 // without accounting, or a job id nobody knows end the watch with an
 // error.
 func (c *Client) Watch(ctx context.Context, id JobID, finishedFile string, onChange func(JobState)) (JobState, error) {
-	w := &watcher{c: c, id: id, file: finishedFile, onChange: onChange}
+	w := &watcher{c: c, clock: c.clock, id: id, file: finishedFile, onChange: onChange}
+	if w.clock == nil {
+		w.clock = realClock{}
+	}
 	return w.run(ctx)
 }
 
@@ -98,6 +101,7 @@ const (
 
 type watcher struct {
 	c        *Client
+	clock    clock
 	id       JobID
 	file     string
 	onChange func(JobState)
@@ -138,7 +142,7 @@ func (w *watcher) run(ctx context.Context) (JobState, error) {
 	if done, err := w.pollController(ctx); done || err != nil {
 		return w.cur, err
 	}
-	now := time.Now()
+	now := w.clock.Now()
 	nextSentinel := now
 	// sacct at once: it costs the controller nothing, and whether the
 	// cluster has accounting decides how the start is looked for.
@@ -152,10 +156,10 @@ func (w *watcher) run(ctx context.Context) (JobState, error) {
 		if nextController.Before(next) {
 			next = nextController
 		}
-		if err := sleep(ctx, time.Until(next)); err != nil {
+		if err := w.clock.Sleep(ctx, next.Sub(w.clock.Now())); err != nil {
 			return w.cur, err
 		}
-		now = time.Now()
+		now = w.clock.Now()
 
 		if !now.Before(nextSentinel) {
 			nextSentinel = now.Add(fast)
@@ -174,7 +178,7 @@ func (w *watcher) run(ctx context.Context) (JobState, error) {
 				return w.cur, err
 			}
 		}
-		if !time.Now().Before(w.lastController.Add(w.controllerInterval())) {
+		if !w.clock.Now().Before(w.lastController.Add(w.controllerInterval())) {
 			done, err := w.pollController(ctx)
 			if done || err != nil {
 				return w.cur, err
@@ -199,7 +203,7 @@ func (w *watcher) controllerInterval() time.Duration {
 // pollController asks the controller (or accounting, once the controller
 // forgot the job) and takes its answer as the truth.
 func (w *watcher) pollController(ctx context.Context) (done bool, err error) {
-	w.lastController = time.Now()
+	w.lastController = w.clock.Now()
 	s, err := w.c.Query(ctx, w.id)
 	if err != nil {
 		if errors.Is(err, ErrAccountingDisabled) {
@@ -279,7 +283,7 @@ func (w *watcher) pollSacct(ctx context.Context) (done bool, err error) {
 	if s.Terminal() {
 		// Not reported before the controller confirms it: its answer
 		// has the signal (TIMEOUT and scancel are 0:15 there, 0:0 here).
-		if time.Now().Before(w.confirmHold) {
+		if w.clock.Now().Before(w.confirmHold) {
 			return false, nil
 		}
 		if w.confirm(ctx, 0) {
@@ -287,7 +291,7 @@ func (w *watcher) pollSacct(ctx context.Context) (done bool, err error) {
 		}
 		// The controller disagrees; do not spend its RPCs on the same
 		// answer every SlowPoll.
-		w.confirmHold = time.Now().Add(w.c.Policy.controllerEvery())
+		w.confirmHold = w.clock.Now().Add(w.c.Policy.controllerEvery())
 		return false, ctx.Err()
 	}
 	w.observe(s, false)
@@ -347,7 +351,7 @@ func (w *watcher) pollSentinel(ctx context.Context) (done bool, err error) {
 // turned out not to be the start.
 func (w *watcher) watchedOutput() string {
 	s := w.cur
-	if !s.Known || rank(s.State) != 0 || s.StdOut == "" || s.StdOut == "/dev/null" || time.Now().Before(w.outputHold) {
+	if !s.Known || rank(s.State) != 0 || s.StdOut == "" || s.StdOut == "/dev/null" || w.clock.Now().Before(w.outputHold) {
 		w.outputSeen = false
 		return ""
 	}
@@ -373,15 +377,15 @@ func (w *watcher) outputChanged(ctx context.Context, path, stat string) (bool, e
 	fast := w.c.Policy.fastPoll()
 	if w.acct == accountingOn {
 		w.c.logf("watch job %s: %s changed; asking accounting whether the job started", w.id, path)
-		w.sacctBoost = time.Now().Add(sacctBoostFor * fast)
-		w.nextSacct = time.Now()
+		w.sacctBoost = w.clock.Now().Add(sacctBoostFor * fast)
+		w.nextSacct = w.clock.Now()
 		w.outputHold = w.sacctBoost
 		return false, nil
 	}
 	w.c.logf("watch job %s: %s changed; asking slurmctld whether the job started", w.id, path)
 	done, err := w.pollController(ctx)
 	if !done && err == nil && rank(w.cur.State) == 0 {
-		w.outputHold = time.Now().Add(w.c.Policy.controllerEvery())
+		w.outputHold = w.clock.Now().Add(w.c.Policy.controllerEvery())
 	}
 	return done, err
 }
@@ -417,15 +421,15 @@ func (w *watcher) confirm(ctx context.Context, sentinelEpoch int64) bool {
 		// The trap runs just before the script exits, and the controller
 		// learns of the end a moment later: asking within the second the
 		// sentinel names mostly finds the job still RUNNING, a query spent.
-		if wait := time.Until(time.Unix(sentinelEpoch+1, 0)); wait > 0 {
-			if sleep(ctx, min(wait, fast)) != nil {
+		if wait := time.Unix(sentinelEpoch+1, 0).Sub(w.clock.Now()); wait > 0 {
+			if w.clock.Sleep(ctx, min(wait, fast)) != nil {
 				return false
 			}
 		}
 	}
 	answered := false
 	for _, d := range []time.Duration{0, fast / 2, fast, 2 * fast, 4 * fast} {
-		if sleep(ctx, d) != nil {
+		if w.clock.Sleep(ctx, d) != nil {
 			return false
 		}
 		before := w.answers

@@ -1,6 +1,7 @@
 package sbatch
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -66,9 +67,12 @@ type step struct {
 	out      *string // `stat -c '%s %Y'` of the job's output file
 }
 
-// timeline is a fake login node whose Slurm answers change over time.
+// timeline is a fake login node whose Slurm answers change over time:
+// the time of the fake clock Watch runs on, so that each poll gets the
+// answer its moment calls for, however slow the machine is.
 type timeline struct {
 	t     *testing.T
+	clock *fakeClock
 	start time.Time
 	steps []step
 
@@ -79,13 +83,19 @@ type timeline struct {
 	saccts    int
 }
 
-func (tl *timeline) transport() *fakeT {
-	tl.start = time.Now()
-	return &fakeT{answer: tl.answer}
+// client returns a Client that talks to the timeline's login node and
+// watches on its clock.
+func (tl *timeline) client(p Policy, logf func(string, ...any)) *Client {
+	tl.clock = newFakeClock()
+	tl.start = tl.clock.Now()
+	return &Client{T: &fakeT{answer: tl.answer}, Policy: p, Logf: logf, clock: tl.clock}
 }
 
+// elapsed is the clock's time since the watch started.
+func (tl *timeline) elapsed() time.Duration { return tl.clock.Now().Sub(tl.start) }
+
 func (tl *timeline) answer(cmd string) answer {
-	el := time.Since(tl.start)
+	el := tl.elapsed()
 	var sc, sa answer
 	var sen, out string
 	for _, s := range tl.steps {
@@ -146,10 +156,11 @@ var (
 
 func sentinelAt(rc int, at time.Time) *string { return str(fmt.Sprintf("%d %d\n", rc, at.Unix())) }
 
-// watchChanges runs Watch and collects what onChange saw.
+// watchChanges runs Watch, for at most d of the fake clock's time, and
+// collects what onChange saw.
 func watchChanges(t *testing.T, c *Client, d time.Duration) (JobState, []JobState, error) {
 	var changes []JobState
-	final, err := c.Watch(testContext(t, d), "9", "/ws/job-finished", func(s JobState) { changes = append(changes, s) })
+	final, err := c.Watch(c.clock.(*fakeClock).context(t, d), "9", "/ws/job-finished", func(s JobState) { changes = append(changes, s) })
 	return final, changes, err
 }
 
@@ -178,7 +189,7 @@ func TestWatchEndsOnSentinel(t *testing.T) {
 		{at: 200 * time.Millisecond, sentinel: sentinelAt(0, t0.Add(time.Minute))},
 		{at: 230 * time.Millisecond, scontrol: ctl(done)},
 	}}
-	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	c := tl.client(fastPolicy, t.Logf)
 	final, changes, err := watchChanges(t, c, 5*time.Second)
 	if err != nil || final.State != "COMPLETED" || final.ExitCode != 0 {
 		t.Fatalf("%+v %v", final, err)
@@ -191,7 +202,7 @@ func TestWatchEndsOnSentinel(t *testing.T) {
 	}
 	// Ended 200 ms in: the sentinel is read every FastPoll and the
 	// controller confirms within a few more.
-	if el := time.Since(tl.start); el > 400*time.Millisecond {
+	if el := tl.elapsed(); el > 400*time.Millisecond {
 		t.Errorf("noticed the end after %s", el)
 	}
 }
@@ -203,14 +214,14 @@ func TestWatchEndsOnSacctWithoutSentinel(t *testing.T) {
 		{at: 0, scontrol: ctl(running), sacct: acct(running)},
 		{at: 100 * time.Millisecond, scontrol: ctl(failed), sacct: acct(failed)},
 	}}
-	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	c := tl.client(fastPolicy, t.Logf)
 	final, _, err := watchChanges(t, c, 5*time.Second)
 	if err != nil || final.State != "NODE_FAIL" || final.Source != "scontrol" {
 		t.Fatalf("%+v %v", final, err)
 	}
 	// sacct is asked every SlowPoll (30 ms) and the controller once to
 	// confirm, long before its own 300 ms (stretched: 1.2 s) poll.
-	if el := time.Since(tl.start); el > 250*time.Millisecond {
+	if el := tl.elapsed(); el > 250*time.Millisecond {
 		t.Errorf("noticed the end after %s", el)
 	}
 	if n := tl.controllerCalls(); n != 2 {
@@ -227,7 +238,7 @@ func TestWatchWithoutAccounting(t *testing.T) {
 		// poll must see it.
 		{at: 100 * time.Millisecond, scontrol: ctl(cancelled)},
 	}}
-	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	c := tl.client(fastPolicy, t.Logf)
 	final, _, err := watchChanges(t, c, 5*time.Second)
 	if err != nil || final.State != "CANCELLED" || final.Signal != 15 {
 		t.Fatalf("%+v %v", final, err)
@@ -239,7 +250,7 @@ func TestWatchWithoutAccounting(t *testing.T) {
 	// ControllerEvery while the job runs (the sentinel covers the usual
 	// ends): the end at 100 ms is seen at the 900 ms poll.
 	want := noAccountingStretch * fastPolicy.ControllerEvery
-	if el := time.Since(tl.start); el < want-50*time.Millisecond || el > want+300*time.Millisecond {
+	if el := tl.elapsed(); el < want-50*time.Millisecond || el > want+300*time.Millisecond {
 		t.Errorf("ended after %s, want about %s", el, want)
 	}
 }
@@ -258,12 +269,12 @@ func TestWatchRequeueIgnoresOldSentinel(t *testing.T) {
 		{at: 300 * time.Millisecond, scontrol: ctl(running2), sacct: acct(running2)},
 		{at: 700 * time.Millisecond, sentinel: sentinelAt(0, t1.Add(time.Minute)), scontrol: ctl(done2), sacct: acct(done2)},
 	}}
-	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	c := tl.client(fastPolicy, t.Logf)
 	final, changes, err := watchChanges(t, c, 5*time.Second)
 	if err != nil || final.State != "COMPLETED" || final.Restarts != 1 || final.NodeList != "node[3-4]" {
 		t.Fatalf("%+v %v", final, err)
 	}
-	if el := time.Since(tl.start); el < 700*time.Millisecond {
+	if el := tl.elapsed(); el < 700*time.Millisecond {
 		t.Errorf("ended after %s: the first run's sentinel ended the watch", el)
 	}
 	if got := states(changes); got != "RUNNING PENDING(BeginTime)#1 RUNNING#1 COMPLETED#1" {
@@ -276,24 +287,15 @@ func TestWatchAttachAfterRequeueIgnoresOldSentinel(t *testing.T) {
 	tl := &timeline{t: t, steps: []step{
 		{at: 0, scontrol: ctl(requeued), sacct: acct(requeued), sentinel: sentinelAt(143, t0)},
 	}}
-	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	c := tl.client(fastPolicy, t.Logf)
 	final, _, err := watchChanges(t, c, 500*time.Millisecond)
-	if !errors.Is(err, errDeadline(err)) || final.State != "PENDING" {
-		t.Fatalf("%+v %v: a pending job's old sentinel ended the watch", final, err)
+	if !errors.Is(err, context.Canceled) || tl.elapsed() != 500*time.Millisecond || final.State != "PENDING" {
+		t.Fatalf("%+v %v after %s: a pending job's old sentinel ended the watch", final, err, tl.elapsed())
 	}
 	// The stale sentinel costs one confirmation, not one per read.
 	if n := tl.controllerCalls(); n > 4 {
 		t.Errorf("controller asked %d times in 500 ms", n)
 	}
-}
-
-// errDeadline returns err when it is the context's deadline, so that the
-// test reads as "Watch was still waiting".
-func errDeadline(err error) error {
-	if err != nil && strings.Contains(err.Error(), "deadline exceeded") {
-		return err
-	}
-	return errors.New("not a deadline")
 }
 
 func TestWatchSacctLagDoesNotGoBack(t *testing.T) {
@@ -305,7 +307,7 @@ func TestWatchSacctLagDoesNotGoBack(t *testing.T) {
 		{at: 300 * time.Millisecond, sacct: acct(running)},
 		{at: 500 * time.Millisecond, sentinel: sentinelAt(0, t0.Add(time.Minute)), scontrol: ctl(done)},
 	}}
-	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	c := tl.client(fastPolicy, t.Logf)
 	final, changes, err := watchChanges(t, c, 5*time.Second)
 	if err != nil || final.State != "COMPLETED" {
 		t.Fatalf("%+v %v", final, err)
@@ -323,7 +325,7 @@ func TestWatchToleratesControllerOutage(t *testing.T) {
 		{at: 150 * time.Millisecond, sentinel: sentinelAt(3, t0.Add(time.Minute)), sacct: acct(done)},
 		{at: 250 * time.Millisecond, scontrol: ctl(done)},
 	}}
-	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	c := tl.client(fastPolicy, t.Logf)
 	final, changes, err := watchChanges(t, c, 5*time.Second)
 	if err != nil || final.State != "FAILED" || final.ExitCode != 3 {
 		t.Fatalf("%+v %v", final, err)
@@ -337,7 +339,7 @@ func TestWatchPurgedWithoutAccounting(t *testing.T) {
 	tl := &timeline{t: t, steps: []step{
 		{at: 0, scontrol: &answer{stderr: invalidJobID, code: 1}, sacct: &answer{stderr: accountingDisabled, code: 1}},
 	}}
-	c := &Client{T: tl.transport(), Policy: fastPolicy}
+	c := tl.client(fastPolicy, nil)
 	_, _, err := watchChanges(t, c, 5*time.Second)
 	if !errors.Is(err, ErrAccountingDisabled) {
 		t.Fatalf("got %v", err)
@@ -348,7 +350,7 @@ func TestWatchUnknownJobGivesUp(t *testing.T) {
 	tl := &timeline{t: t, steps: []step{
 		{at: 0, scontrol: &answer{stderr: invalidJobID, code: 1}, sacct: &answer{}},
 	}}
-	c := &Client{T: tl.transport(), Policy: fastPolicy}
+	c := tl.client(fastPolicy, nil)
 	_, _, err := watchChanges(t, c, 5*time.Second)
 	if err == nil || !strings.Contains(err.Error(), "neither slurmctld nor accounting knows it") {
 		t.Fatalf("got %v", err)
@@ -363,7 +365,7 @@ func TestWatchUnreachable(t *testing.T) {
 		{at: 50 * time.Millisecond, sacct: &answer{err: lost}}, // polled through
 		{at: 100 * time.Millisecond, sacct: &answer{err: gone}},
 	}}
-	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	c := tl.client(fastPolicy, t.Logf)
 	_, _, err := watchChanges(t, c, 5*time.Second)
 	if !errors.Is(err, transport.ErrUnreachable) || errors.Is(err, transport.ErrConnectionLost) {
 		t.Fatalf("got %v", err)
@@ -378,7 +380,7 @@ func TestWatchControllerBudget(t *testing.T) {
 		{at: 0, scontrol: ctl(running), sacct: acct(running)},
 		{at: 3 * time.Second, sentinel: sentinelAt(0, t0.Add(time.Hour)), scontrol: ctl(done), sacct: acct(done)},
 	}}
-	c := &Client{T: tl.transport(), Policy: fastPolicy}
+	c := tl.client(fastPolicy, nil)
 	final, _, err := watchChanges(t, c, 10*time.Second)
 	if err != nil || final.State != "COMPLETED" {
 		t.Fatalf("%+v %v", final, err)
@@ -399,7 +401,7 @@ func TestWatchControllerDownAccountingHasTheEnd(t *testing.T) {
 		{at: 0, scontrol: down, sacct: acct(running)},
 		{at: 100 * time.Millisecond, sentinel: sentinelAt(3, t0.Add(time.Minute)), sacct: acct(done)},
 	}}
-	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
+	c := tl.client(fastPolicy, t.Logf)
 	final, _, err := watchChanges(t, c, 5*time.Second)
 	if err != nil || final.State != "FAILED" || final.ExitCode != 3 || final.Source != "sacct" {
 		t.Fatalf("%+v %v", final, err)
@@ -432,10 +434,10 @@ func TestWatchNoticesStartByOutputFile(t *testing.T) {
 			// sacct's and the controller's own polls come too late to
 			// tell the start here.
 			slow := Policy{FastPoll: 10 * time.Millisecond, SlowPoll: 400 * time.Millisecond, ControllerEvery: 2 * time.Second}
-			c := &Client{T: tl.transport(), Policy: slow, Logf: t.Logf}
-			final, err := c.Watch(testContext(t, 5*time.Second), "9", "/ws/job-finished", func(s JobState) {
+			c := tl.client(slow, t.Logf)
+			final, err := c.Watch(tl.clock.context(t, 5*time.Second), "9", "/ws/job-finished", func(s JobState) {
 				if s.State == "RUNNING" && runningAt == 0 {
-					runningAt = time.Since(tl.start)
+					runningAt = tl.elapsed()
 				}
 			})
 			if err != nil || final.State != "COMPLETED" {
@@ -474,10 +476,10 @@ func TestWatchPendingOutputFileUnchanged(t *testing.T) {
 		{at: 100 * time.Millisecond, out: str("510 1795730001")},
 		{at: 150 * time.Millisecond, out: str("520 1795730002")},
 	}}
-	c := &Client{T: tl.transport(), Policy: fastPolicy, Logf: t.Logf}
-	_, err := c.Watch(testContext(t, 250*time.Millisecond), "9", "/ws/job-finished", nil)
-	if err == nil {
-		t.Fatal("a pending job ended the watch")
+	c := tl.client(fastPolicy, t.Logf)
+	_, err := c.Watch(tl.clock.context(t, 250*time.Millisecond), "9", "/ws/job-finished", nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("a pending job ended the watch: %v", err)
 	}
 	if n := tl.controllerCalls(); n != 2 {
 		t.Errorf("controller asked %d times at %v, want 2 (first look, one change)", n, tl.scontrols)

@@ -23,7 +23,9 @@ var _ Transport = Local{}
 
 // localWaitDelay bounds how long Run waits for output pipes held open by a
 // process that escaped the killed group (one that called setsid, say).
-const localWaitDelay = 2 * time.Second
+// A variable only so that a test can make it longer than its own patience:
+// a Run that returns then proves the group was killed.
+var localWaitDelay = 2 * time.Second
 
 // Run runs cmd with `bash -c` in its own process group. When ctx ends the
 // whole group is killed, so that nothing the command started lingers, and

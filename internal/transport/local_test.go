@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 func TestLocalRun(t *testing.T) {
@@ -61,28 +60,23 @@ func TestLocalStdin(t *testing.T) {
 
 // Cancelling kills everything the command started, not only bash: a
 // background child holding the output pipe would otherwise keep Run (and
-// the job it belongs to) waiting.
+// the job it belongs to) waiting, until localWaitDelay. The test makes that
+// delay longer than its own patience, so that Run returning at all shows
+// the child was killed with the group.
 func TestLocalCancelKillsProcessGroup(t *testing.T) {
-	pidFile := filepath.Join(t.TempDir(), "pid")
+	old := localWaitDelay
+	localWaitDelay = 10 * patience
+	t.Cleanup(func() { localWaitDelay = old })
 	ctx, cancel := context.WithCancel(testCtx(t))
 	errc := make(chan error, 1)
-	var out bytes.Buffer
+	out := newLineWriter() // the sleep holds this pipe open
 	go func() {
-		errc <- (Local{}).Run(ctx, "sleep 300 & echo $! > "+pidFile+"; wait", nil, &out, nil)
+		errc <- (Local{}).Run(ctx, "sleep 300 & echo $!; wait", nil, out, nil)
 	}()
-	pid := waitForPid(t, pidFile)
-	start := time.Now()
+	pid := out.pid(t)
 	cancel()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("got %v, want context.Canceled", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
-	if took := time.Since(start); took >= localWaitDelay {
-		t.Errorf("Run took %s to return: the child was not killed with the group", took)
+	if err := receive(t, errc, "Run to return after cancel (was the sleep left holding its stdout?)"); !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
 	}
 	waitFor(t, "the background sleep to die", func() bool { return processGone(pid) })
 }

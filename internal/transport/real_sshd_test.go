@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,9 +82,20 @@ func requireRealCluster(t *testing.T) *realCluster {
 	return c
 }
 
+// realCtx bounds a test on the shared login node. Its logins source the
+// user's shell profile (pyenv, modules) and its Slurm commands wait for a
+// controller that every test shares, which on a busy machine takes many
+// times what it takes on a quiet one: the bound only turns a hang into a
+// failure.
+func realCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 func (c *realCluster) dial(t *testing.T, cfg SSHConfig) *SSH {
 	t.Helper()
-	s, err := DialSSH(testCtx(t), cfg)
+	s, err := DialSSH(realCtx(t), cfg)
 	if err != nil {
 		t.Fatalf("DialSSH: %v", err)
 	}
@@ -125,7 +137,7 @@ func (c *realCluster) acceptedPorts(t *testing.T) []string {
 func TestRealSSHDRun(t *testing.T) {
 	c := requireRealCluster(t)
 	s := c.dial(t, c.cfg)
-	ctx := testCtx(t)
+	ctx := realCtx(t)
 
 	var out bytes.Buffer
 	if err := s.Run(ctx, "sinfo -h -o %D", nil, &out, nil); err != nil {
@@ -171,7 +183,7 @@ func TestRealSSHDRun(t *testing.T) {
 func TestRealSSHDWriteFile(t *testing.T) {
 	c := requireRealCluster(t)
 	s := c.dial(t, c.cfg)
-	ctx := testCtx(t)
+	ctx := realCtx(t)
 
 	var out bytes.Buffer
 	if err := s.Run(ctx, "mktemp -d", nil, &out, nil); err != nil {
@@ -205,7 +217,7 @@ func TestRealSSHDHostKeys(t *testing.T) {
 	t.Run("wrong key", func(t *testing.T) {
 		cfg := c.cfg
 		cfg.KnownHostsFile = writeKnownHosts(t, c.addr(), testSigner(t, "not-the-cluster-ed25519").PublicKey())
-		_, err := DialSSH(testCtx(t), cfg)
+		_, err := DialSSH(realCtx(t), cfg)
 		wantUnreachable(t, err, "MISMATCH", ssh.FingerprintSHA256(ed), cfg.KnownHostsFile)
 	})
 
@@ -214,7 +226,7 @@ func TestRealSSHDHostKeys(t *testing.T) {
 		cfg := c.cfg
 		cfg.KnownHostsFile = writeKnownHosts(t, c.addr(), c.knownKey(t, ssh.KeyAlgoRSA))
 		s := c.dial(t, cfg)
-		if err := s.Run(testCtx(t), "true", nil, nil, nil); err != nil {
+		if err := s.Run(realCtx(t), "true", nil, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -224,7 +236,7 @@ func TestRealSSHDHostKeys(t *testing.T) {
 		cfg := c.cfg
 		cfg.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts")
 		os.WriteFile(cfg.KnownHostsFile, nil, 0o600)
-		_, err := DialSSH(testCtx(t), cfg)
+		_, err := DialSSH(realCtx(t), cfg)
 		wantUnreachable(t, err, "unknown host")
 		m := regexp.MustCompile("`(ssh-keyscan [^`]+)`").FindStringSubmatch(err.Error())
 		if m == nil {
@@ -260,11 +272,21 @@ func TestRealSSHDOneConnection(t *testing.T) {
 	for try := 1; try <= 3; try++ {
 		before := len(c.acceptedPorts(t))
 		s := c.dial(t, c.cfg)
-		ctx := testCtx(t)
+		ctx := realCtx(t)
+		// The first defaultMaxSessions commands to start wait for each
+		// other in a folder on the node: that many sessions are certainly
+		// open at once. The rest find the count reached and end at once.
+		var out bytes.Buffer
+		if err := s.Run(ctx, "mktemp -d", nil, &out, nil); err != nil {
+			t.Fatal(err)
+		}
+		meet := strings.TrimSpace(out.String())
+		barrier := fmt.Sprintf(`: > %s/$$; until [ "$(ls %s | wc -l)" -ge %d ]; do sleep 0.05; done`,
+			shellquote.Quote(meet), shellquote.Quote(meet), defaultMaxSessions)
 		var wg sync.WaitGroup
 		for range 24 {
 			wg.Go(func() {
-				if err := s.Run(ctx, "squeue -h -o %i >/dev/null; sleep 0.1", nil, nil, nil); err != nil {
+				if err := s.Run(ctx, barrier, nil, nil, nil); err != nil {
 					t.Error(err)
 				}
 			})
@@ -275,11 +297,18 @@ func TestRealSSHDOneConnection(t *testing.T) {
 				t.Error(err)
 			}
 		}
-		s.Run(ctx, "rm -f /tmp/disagg-transport-test-"+strconv.Itoa(os.Getpid()), nil, nil, nil)
+		s.Run(ctx, "rm -rf /tmp/disagg-transport-test-"+strconv.Itoa(os.Getpid())+" "+shellquote.Quote(meet), nil, nil, nil)
 		ourPort := strconv.Itoa(s.currentConn().client.LocalAddr().(*net.TCPAddr).Port)
 		s.Close()
-		time.Sleep(200 * time.Millisecond) // let sshd's log catch up
-		after := c.acceptedPorts(t)[before:]
+		// sshd's monitor logs "Accepted" before the connection serves any
+		// session, so every login that ran one of these commands is in the
+		// log by now; ours is waited for all the same, in case the log
+		// lags behind.
+		var after []string
+		waitFor(t, "our login in sshd's log", func() bool {
+			after = c.acceptedPorts(t)[before:]
+			return slices.Contains(after, ourPort)
+		})
 		if len(after) == 1 && after[0] == ourPort {
 			return
 		}
@@ -293,32 +322,35 @@ func TestRealSSHDOneConnection(t *testing.T) {
 func TestRealSSHDCancelKillsRemoteCommand(t *testing.T) {
 	c := requireRealCluster(t)
 	s := c.dial(t, c.cfg)
-	pidFile := filepath.Join(t.TempDir(), "pid") // the node is this machine
-	ctx, cancel := context.WithCancel(testCtx(t))
+	out := newLineWriter() // the command prints the pid; the node is this machine
+	ctx, cancel := context.WithCancel(realCtx(t))
 	errc := make(chan error, 1)
-	go func() { errc <- s.Run(ctx, "sleep 300 & echo $! > "+pidFile+"; wait", nil, nil, nil) }()
-	pid := waitForPid(t, pidFile)
+	go func() { errc <- s.Run(ctx, "sleep 300 & echo $!; wait", nil, out, nil) }()
+	pid := out.pid(t)
 	cancel()
-	if err := <-errc; !errors.Is(err, context.Canceled) {
+	if err := receive(t, errc, "Run to return after cancel"); !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v", err)
 	}
 	waitFor(t, "the remote sleep to die", func() bool { return processGone(pid) })
 }
 
 // OpenSSH answers keepalives with "unsupported", which is still an answer;
-// a broken connection is re-established by the next Run.
+// a broken connection is re-established by the next Run. The test sends
+// the ticks, and the wait for an answer never runs out: only the answer
+// itself could kill the connection.
 func TestRealSSHDKeepAliveAndReconnect(t *testing.T) {
 	c := requireRealCluster(t)
-	cfg := c.cfg
-	cfg.KeepAliveInterval = 100 * time.Millisecond
-	s := c.dial(t, cfg)
-	time.Sleep(time.Second)
+	k := newKeepAliveDriver(t)
+	s := c.dial(t, c.cfg)
+	for range 3 { // taking the third, the goroutine is done with two
+		k.tick(t)
+	}
 	if s.currentConn().isDead() {
 		t.Fatalf("keepalives killed a healthy connection: %v", s.currentConn().cause)
 	}
 	s.currentConn().client.Conn.Close() // as if the network dropped it
 	var out bytes.Buffer
-	if err := s.Run(testCtx(t), "echo back", nil, &out, nil); err != nil || out.String() != "back\n" {
+	if err := s.Run(realCtx(t), "echo back", nil, &out, nil); err != nil || out.String() != "back\n" {
 		t.Fatalf("%q %v", out.String(), err)
 	}
 }
@@ -329,18 +361,13 @@ func TestRealSSHDKeepAliveAndReconnect(t *testing.T) {
 func TestRealSSHDConnectionLost(t *testing.T) {
 	c := requireRealCluster(t)
 	s := c.dial(t, c.cfg)
-	pidFile := filepath.Join(t.TempDir(), "pid")
+	out := newLineWriter()
 	errc := make(chan error, 1)
-	go func() { errc <- s.Run(testCtx(t), "sleep 300 & echo $! > "+pidFile+"; wait", nil, nil, nil) }()
-	pid := waitForPid(t, pidFile)
+	go func() { errc <- s.Run(realCtx(t), "sleep 300 & echo $!; wait", nil, out, nil) }()
+	pid := out.pid(t)
 	s.currentConn().client.Conn.Close()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, ErrConnectionLost) {
-			t.Errorf("got %v, want ErrConnectionLost", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not notice the lost connection")
+	if err := receive(t, errc, "Run to notice the lost connection"); !errors.Is(err, ErrConnectionLost) {
+		t.Errorf("got %v, want ErrConnectionLost", err)
 	}
 	waitFor(t, "the remote sleep to die", func() bool { return processGone(pid) })
 }

@@ -111,6 +111,8 @@ type SSH struct {
 	conn   *sshConn
 	redial *redial // the reconnect in progress, shared by all who wait for it
 	closed bool
+
+	hooks *hooks // nil but in tests
 }
 
 var _ Transport = (*SSH)(nil)
@@ -143,6 +145,7 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 		addr:     net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
 		sessions: make(chan struct{}, cfg.MaxSessions),
 		hosts:    &knownHostsFile{path: cfg.KnownHostsFile, acceptNew: cfg.AcceptNewHostKey, logf: cfg.Logf},
+		hooks:    testHooks,
 	}
 	s.name = cfg.User + "@" + s.addr
 	if cfg.JumpHost != "" {
@@ -303,7 +306,7 @@ func (s *SSH) reconnect(r *redial, old *sshConn) {
 // cannot fix, or ReconnectBudget is spent; an attempt started within the
 // budget is allowed to finish.
 func (s *SSH) dialWithRetry(ctx context.Context, verb string) (*sshConn, error) {
-	start := time.Now()
+	start := s.now()
 	deadline := start.Add(s.cfg.ReconnectBudget)
 	backoff := firstBackoff
 	for attempt := 1; ; attempt++ {
@@ -321,21 +324,40 @@ func (s *SSH) dialWithRetry(ctx context.Context, verb string) (*sshConn, error) 
 		if errors.As(err, &de) && de.permanent {
 			return nil, err
 		}
-		wait := min(backoff, time.Until(deadline))
+		wait := min(backoff, deadline.Sub(s.now()))
 		if wait <= 0 {
 			return nil, Unreachable(fmt.Errorf(
 				"ssh %s: still unreachable after %d attempts in %s; last error: %w",
-				s.name, attempt, time.Since(start).Round(100*time.Millisecond), unprefixed(err, s.name)))
+				s.name, attempt, s.now().Sub(start).Round(100*time.Millisecond), unprefixed(err, s.name)))
 		}
 		s.cfg.Logf("%v; %s (attempt %d) in %s", err, verb, attempt+1, wait.Round(10*time.Millisecond))
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
+		if err := s.sleep(ctx, wait); err != nil {
+			return nil, err
 		}
 		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// now is the time by which dialWithRetry spends its budget.
+func (s *SSH) now() time.Time {
+	if s.hooks != nil && s.hooks.now != nil {
+		return s.hooks.now()
+	}
+	return time.Now()
+}
+
+// sleep waits d between dial attempts, or until ctx ends.
+func (s *SSH) sleep(ctx context.Context, d time.Duration) error {
+	if s.hooks != nil && s.hooks.sleep != nil {
+		return s.hooks.sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

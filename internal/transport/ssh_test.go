@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -43,14 +44,18 @@ func newEnv(t *testing.T) *testEnv {
 		log:   log,
 		known: known,
 		cfg: SSHConfig{
-			Host:              "127.0.0.1",
-			Port:              srv.port,
-			User:              "tester",
-			KeyFile:           writeKeyFile(t, "user-ed25519", ""),
-			KnownHostsFile:    known,
-			KeepAliveInterval: time.Second,
-			ReconnectBudget:   5 * time.Second,
-			DialTimeout:       2 * time.Second,
+			Host:           "127.0.0.1",
+			Port:           srv.port,
+			User:           "tester",
+			KeyFile:        writeKeyFile(t, "user-ed25519", ""),
+			KnownHostsFile: known,
+			// No clock may decide a test that is not about it: no
+			// keepalive goes out unless the test drives them
+			// (keepAliveDriver), and dials and reconnects have all the
+			// time a loaded machine needs.
+			KeepAliveInterval: time.Hour,
+			ReconnectBudget:   patience,
+			DialTimeout:       patience,
 			Logf:              log.logf,
 		},
 	}
@@ -67,7 +72,7 @@ func (e *testEnv) dial(t *testing.T) *SSH {
 }
 
 func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -223,13 +228,12 @@ func TestSSHUnknownHostRefused(t *testing.T) {
 			before, _ := os.ReadFile(known)
 			cfg := e.cfg
 			cfg.KnownHostsFile = known
-			start := time.Now()
+			log := newLogLines(t)
+			cfg.Logf = log.logf
 			_, err := DialSSH(testCtx(t), cfg)
 			offered := ssh.FingerprintSHA256(testSigner(t, "host-ed25519").PublicKey())
 			wantUnreachable(t, err, "unknown host", offered, "ssh-keyscan -p "+strconv.Itoa(e.srv.port)+" 127.0.0.1 >> ", "accept-new")
-			if time.Since(start) > time.Second {
-				t.Errorf("an unknown host was retried (%s): waiting cannot fix it", time.Since(start))
-			}
+			wantNoRetry(t, log)
 			after, _ := os.ReadFile(known)
 			if !bytes.Equal(before, after) {
 				t.Error("known_hosts changed without accept-new")
@@ -427,17 +431,34 @@ func TestSSHDefaultKeyFiles(t *testing.T) {
 func TestSSHAuthRefused(t *testing.T) {
 	e := newEnv(t)
 	e.srv.refuseAuth.Store(true)
-	start := time.Now()
 	_, err := DialSSH(testCtx(t), e.cfg)
 	wantUnreachable(t, err, "tester@"+e.srv.addr, "authentication failed", e.cfg.KeyFile)
-	if time.Since(start) > time.Second {
-		t.Errorf("a refused login was retried (%s)", time.Since(start))
+	wantNoRetry(t, e.log)
+}
+
+// wantNoRetry checks that a dial gave up at its first attempt: every retry
+// is logged before it is waited for.
+func wantNoRetry(t *testing.T, log *logLines) {
+	t.Helper()
+	if strings.Contains(log.String(), "(attempt 2)") {
+		t.Errorf("retried although waiting cannot help:\n%s", log)
 	}
 }
 
 func TestSSHMaxSessions(t *testing.T) {
 	e := newEnv(t)
 	e.cfg.MaxSessions = 3
+	// The first three commands to arrive wait for each other before they
+	// start: three sessions are certainly open at once, whatever the
+	// machine's speed, and a fourth would show in maxOpen.
+	var arrived atomic.Int32
+	three := make(chan struct{})
+	e.srv.setBeforeExec(func() {
+		if arrived.Add(1) == 3 {
+			close(three)
+		}
+		<-three
+	})
 	s := e.dial(t)
 	ctx := testCtx(t)
 	var wg sync.WaitGroup
@@ -445,7 +466,7 @@ func TestSSHMaxSessions(t *testing.T) {
 	for i := range 30 {
 		wg.Go(func() {
 			var out bytes.Buffer
-			if err := s.Run(ctx, "sleep 0.05; echo "+strconv.Itoa(i), nil, &out, nil); err != nil {
+			if err := s.Run(ctx, "echo "+strconv.Itoa(i), nil, &out, nil); err != nil {
 				errs <- err
 			} else if out.String() != strconv.Itoa(i)+"\n" {
 				errs <- fmt.Errorf("run %d printed %q", i, out.String())
@@ -470,18 +491,42 @@ func TestSSHSessionWaitHonoursContext(t *testing.T) {
 	e := newEnv(t)
 	e.cfg.MaxSessions = 1
 	s := e.dial(t)
-	started := make(chan struct{})
-	go func() {
-		close(started)
-		s.Run(testCtx(t), "sleep 1", nil, nil, nil)
-	}()
-	<-started
-	waitFor(t, "the first session", func() bool { return e.srv.execs.Load() == 1 })
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	// The first Run holds the only session until the test lets it go.
+	holdCtx, release := context.WithCancel(testCtx(t))
+	started := newLineWriter()
+	held := make(chan error, 1)
+	go func() { held <- s.Run(holdCtx, "echo started; exec sleep 300", nil, started, nil) }()
+	started.line(t)
+
+	// The second Run is cancelled once it waits for the session: it has
+	// looked at ctx.Done, which Run does first when it waits for one.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := s.Run(ctx, "true", nil, nil, nil); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("got %v, want the deadline", err)
+	waiting := &doneWatch{Context: ctx, asked: make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(waiting, "true", nil, nil, nil) }()
+	waitClosed(t, waiting.asked, "the second Run to wait for a session")
+	cancel()
+	if err := receive(t, errc, "the second Run to give up"); !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
 	}
+	if n := e.srv.execs.Load(); n != 1 {
+		t.Errorf("%d commands ran, want only the first", n)
+	}
+	release()
+	receive(t, held, "the first Run to end")
+}
+
+// doneWatch is a context that tells when Done was first called.
+type doneWatch struct {
+	context.Context
+	once  sync.Once
+	asked chan struct{}
+}
+
+func (d *doneWatch) Done() <-chan struct{} {
+	d.once.Do(func() { close(d.asked) })
+	return d.Context.Done()
 }
 
 func TestSSHReconnectBetweenCommands(t *testing.T) {
@@ -510,7 +555,7 @@ func TestSSHConcurrentCallersReconnectOnce(t *testing.T) {
 	s := e.dial(t)
 	ctx := testCtx(t)
 	e.srv.dropAll()
-	waitFor(t, "the client to notice the drop", func() bool { return s.currentConn().isDead() })
+	waitClosed(t, s.currentConn().dead, "the client to notice the drop")
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
@@ -525,17 +570,30 @@ func TestSSHConcurrentCallersReconnectOnce(t *testing.T) {
 	}
 }
 
+// The test sends the keepalive ticks itself and decides when the wait for
+// an answer has run out: how fast the server answers does not matter.
 func TestSSHKeepAliveFailureMarksDead(t *testing.T) {
 	e := newEnv(t)
-	e.cfg.KeepAliveInterval = 50 * time.Millisecond
+	e.srv.ignoreKeepAlivesFrom.Store(3)
+	k := newKeepAliveDriver(t)
 	s := e.dial(t)
-	waitFor(t, "keepalives", func() bool { return e.srv.keepAlives.Load() >= 2 })
-	if s.currentConn().isDead() {
-		t.Fatal("dead although keepalives are answered")
+	conn := s.currentConn()
+	// The goroutine takes a tick only once done with the last keepalive:
+	// taking the third, it has had the first two answered. The third goes
+	// out and is left unanswered.
+	for range 3 {
+		k.tick(t)
 	}
-	e.srv.ignoreKeepAlives.Store(true)
-	waitFor(t, "the unanswered keepalive to kill the connection", func() bool { return s.currentConn().isDead() })
-	e.srv.ignoreKeepAlives.Store(false)
+	if conn.isDead() {
+		t.Fatalf("dead although keepalives are answered: %v", conn.cause)
+	}
+	// The wait for the third answer runs out.
+	for range 2 {
+		receive(t, k.expiries, "a keepalive")
+	}
+	receive(t, k.expiries, "the third keepalive") <- time.Time{}
+	waitClosed(t, conn.dead, "the unanswered keepalive to kill the connection")
+	e.srv.ignoreKeepAlivesFrom.Store(0)
 	if err := s.Run(testCtx(t), "true", nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -551,20 +609,16 @@ func TestSSHConnectionLostDuringCommand(t *testing.T) {
 	e := newEnv(t)
 	s := e.dial(t)
 	ctx := testCtx(t)
-	pidFile := filepath.Join(t.TempDir(), "pid")
+	out := newLineWriter()
 	errc := make(chan error, 1)
-	go func() { errc <- s.Run(ctx, "sleep 30 & echo $! > "+pidFile+"; wait", nil, nil, nil) }()
-	pid := waitForPid(t, pidFile)
+	go func() { errc <- s.Run(ctx, "sleep 30 & echo $!; wait", nil, out, nil) }()
+	pid := out.pid(t)
 	e.srv.dropAll()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, ErrConnectionLost) {
-			t.Errorf("got %v, want ErrConnectionLost", err)
-		}
-		wantUnreachable(t, err, "sleep 30")
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run did not notice the lost connection")
+	err := receive(t, errc, "Run to notice the lost connection")
+	if !errors.Is(err, ErrConnectionLost) {
+		t.Errorf("got %v, want ErrConnectionLost", err)
 	}
+	wantUnreachable(t, err, "sleep 30")
 	// Nothing is left running on the node, and nothing is repeated behind
 	// the caller's back; the next Run reconnects.
 	waitFor(t, "the orphaned command to die", func() bool { return processGone(pid) })
@@ -587,28 +641,31 @@ func TestSSHUnreachableAfterBudget(t *testing.T) {
 	e := newEnv(t)
 	e.cfg.Port = port
 	e.cfg.ReconnectBudget = time.Second
-	start := time.Now()
+	clock := useStepClock(t)
 	_, err = DialSSH(testCtx(t), e.cfg)
-	took := time.Since(start)
-	wantUnreachable(t, err, fmt.Sprintf("tester@127.0.0.1:%d", port), "refused", "attempts")
-	if took < time.Second || took > 3*time.Second {
-		t.Errorf("gave up after %s, want about the 1s budget", took)
+	// Attempts at 0, 0.5 s (the first backoff) and 1 s (what was left of
+	// the budget); then the budget is spent.
+	wantUnreachable(t, err, fmt.Sprintf("tester@127.0.0.1:%d", port), "refused", "after 3 attempts in 1s")
+	if slept := clock.slept(); slept != time.Second {
+		t.Errorf("waited %s between attempts, want the 1s budget", slept)
 	}
-	if !strings.Contains(e.log.String(), "(attempt 2)") {
-		t.Errorf("no retry was logged:\n%s", e.log)
+	for _, want := range []string{"(attempt 2) in 500ms", "(attempt 3) in 500ms"} {
+		if !strings.Contains(e.log.String(), want) {
+			t.Errorf("no %q in the log:\n%s", want, e.log)
+		}
 	}
 }
 
 func TestSSHReconnectGivesUp(t *testing.T) {
 	e := newEnv(t)
 	e.cfg.ReconnectBudget = 700 * time.Millisecond
+	clock := useStepClock(t)
 	s := e.dial(t)
 	e.srv.close() // the server is gone for good
-	start := time.Now()
 	err := s.Run(testCtx(t), "true", nil, nil, nil)
-	wantUnreachable(t, err, "tester@"+e.srv.addr, "refused")
-	if took := time.Since(start); took > 3*time.Second {
-		t.Errorf("gave up after %s", took)
+	wantUnreachable(t, err, "tester@"+e.srv.addr, "refused", "after 3 attempts in 700ms")
+	if slept := clock.slept(); slept != 700*time.Millisecond {
+		t.Errorf("waited %s between attempts, want the 700ms budget", slept)
 	}
 }
 
@@ -641,21 +698,16 @@ func TestSSHCancelKillsRemoteCommand(t *testing.T) {
 			e := newEnv(t)
 			e.srv.ignoreSignals.Store(!signals)
 			s := e.dial(t)
-			pidFile := filepath.Join(t.TempDir(), "pid")
+			out := newLineWriter()
 			ctx, cancel := context.WithCancel(testCtx(t))
 			errc := make(chan error, 1)
 			go func() {
-				errc <- s.Run(ctx, "sleep 300 & echo $! > "+pidFile+"; wait", nil, nil, nil)
+				errc <- s.Run(ctx, "sleep 300 & echo $!; wait", nil, out, nil)
 			}()
-			pid := waitForPid(t, pidFile)
+			pid := out.pid(t)
 			cancel()
-			select {
-			case err := <-errc:
-				if !errors.Is(err, context.Canceled) {
-					t.Errorf("got %v, want context.Canceled", err)
-				}
-			case <-time.After(3 * time.Second):
-				t.Fatal("Run did not return after cancel")
+			if err := receive(t, errc, "Run to return after cancel"); !errors.Is(err, context.Canceled) {
+				t.Errorf("got %v, want context.Canceled", err)
 			}
 			waitFor(t, "the remote sleep to die", func() bool { return processGone(pid) })
 			// The connection survives a cancelled command.
@@ -674,13 +726,22 @@ func TestSSHCancelKillsRemoteCommand(t *testing.T) {
 func TestSSHBackgroundProcessSurvivesNormalExit(t *testing.T) {
 	e := newEnv(t)
 	s := e.dial(t)
-	pidFile := filepath.Join(t.TempDir(), "pid")
-	if err := s.Run(testCtx(t), "nohup sleep 60 >/dev/null 2>&1 & echo $! > "+pidFile, nil, nil, nil); err != nil {
+	var out bytes.Buffer
+	if err := s.Run(testCtx(t), "nohup sleep 60 >/dev/null 2>&1 & echo $!", nil, &out, nil); err != nil {
 		t.Fatal(err)
 	}
-	pid := waitForPid(t, pidFile)
+	pid, err := strconv.Atoi(strings.TrimSpace(out.String()))
+	if err != nil {
+		t.Fatalf("printed %q", out.String())
+	}
 	defer syscall.Kill(pid, syscall.SIGKILL)
-	time.Sleep(300 * time.Millisecond)
+	// The lifeline's watcher is in the command's process group too. Once
+	// it has seen the session end and exited, it can kill nothing more:
+	// whatever the sleep's fate, it has been decided.
+	pgid := processGroup(pid)
+	waitFor(t, "the lifeline watcher to exit", func() bool {
+		return !slices.ContainsFunc(groupMembers(pgid), func(p int) bool { return p != pid })
+	})
 	if processGone(pid) {
 		t.Error("the background process was killed after the command ended normally")
 	}
@@ -837,9 +898,16 @@ func (s *SSH) currentConn() *sshConn {
 	return s.conn
 }
 
+// patience bounds every wait in these tests. It only turns a hang into a
+// failure (nothing is timed with it), so it is generous: a loaded machine
+// must not reach it.
+const patience = 2 * time.Minute
+
+// waitFor polls cond until it holds: for states nothing announces, such
+// as a process gone.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(patience)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -848,18 +916,187 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func waitForPid(t *testing.T, file string) int {
+// waitClosed waits for ch to be closed.
+func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 	t.Helper()
-	var pid int
-	waitFor(t, "the pid file", func() bool {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return false
-		}
-		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil
-	})
+	select {
+	case <-ch:
+	case <-time.After(patience):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// receive waits for the value ch delivers.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(patience):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	var zero T
+	return zero
+}
+
+// lineWriter is a command's stdout that hands on the first line the
+// command prints: the test learns the moment the command got that far.
+type lineWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	sent  bool
+	first chan string
+}
+
+func newLineWriter() *lineWriter { return &lineWriter{first: make(chan string, 1)} }
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if line, _, ok := strings.Cut(w.buf.String(), "\n"); ok && !w.sent {
+		w.sent = true
+		w.first <- line
+	}
+	return len(p), nil
+}
+
+// line waits for the first line.
+func (w *lineWriter) line(t *testing.T) string {
+	t.Helper()
+	return receive(t, w.first, "the command's first line")
+}
+
+// pid waits for the first line, a process id (`cmd & echo $!`).
+func (w *lineWriter) pid(t *testing.T) int {
+	t.Helper()
+	line := w.line(t)
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("the command printed %q, not a pid", line)
+	}
 	return pid
+}
+
+// useHooks makes the SSH transports this test dials use h.
+func useHooks(t *testing.T, h *hooks) {
+	old := testHooks
+	testHooks = h
+	t.Cleanup(func() { testHooks = old })
+}
+
+// stepClock is a clock for dialWithRetry that moves only when it waits
+// between attempts, and then at once: a ReconnectBudget is spent in no
+// time and exactly, however long the attempts themselves take.
+type stepClock struct {
+	mu    sync.Mutex
+	now   time.Time
+	total time.Duration
+}
+
+func useStepClock(t *testing.T) *stepClock {
+	c := &stepClock{now: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
+	useHooks(t, &hooks{now: c.Now, sleep: c.Sleep})
+	return c
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	c.total += d
+	return nil
+}
+
+// slept is the time waited in all.
+func (c *stepClock) slept() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total
+}
+
+// keepAliveDriver sends a connection's keepalive ticks, and decides when
+// the wait for an answer runs out: never, unless the test sends on that
+// keepalive's channel in expiries.
+type keepAliveDriver struct {
+	ticks    chan time.Time
+	expiries chan chan time.Time // one per keepalive, in the order they went out
+}
+
+func newKeepAliveDriver(t *testing.T) *keepAliveDriver {
+	k := &keepAliveDriver{ticks: make(chan time.Time), expiries: make(chan chan time.Time, 100)}
+	useHooks(t, &hooks{keepAliveTick: k.ticks, pingExpired: k.expired})
+	return k
+}
+
+func (k *keepAliveDriver) expired(time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	select {
+	case k.expiries <- ch:
+	default: // nobody will want it
+	}
+	return ch
+}
+
+// tick sends one tick; it is taken once the connection's keepalive
+// goroutine is done with the previous one.
+func (k *keepAliveDriver) tick(t *testing.T) {
+	t.Helper()
+	select {
+	case k.ticks <- time.Time{}:
+	case <-time.After(patience):
+		t.Fatal("the keepalive goroutine took no tick")
+	}
+}
+
+// processGroup returns the process group of pid (0 when it is gone).
+func processGroup(pid int) int {
+	f := procStat(pid)
+	if len(f) < 3 {
+		return 0
+	}
+	pgid, _ := strconv.Atoi(f[2])
+	return pgid
+}
+
+// groupMembers lists the processes of group pgid that have not exited
+// (zombies count as exited).
+func groupMembers(pgid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := procStat(pid); len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// procStat returns the fields of /proc/<pid>/stat after the command name:
+// state, parent pid, process group, ...
+func procStat(pid int) []string {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(stat[i+1:]))
 }
 
 // processGone reports whether pid has exited. A zombie counts as gone: in

@@ -17,19 +17,41 @@ import (
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
+// hooks let tests step the clocks an SSH runs on instead of waiting for
+// them. Production code never sets any: a test sets testHooks before
+// DialSSH (which copies the pointer into the SSH and its connections)
+// and puts the old value back when it ends. Nil fields keep the real
+// clock.
+type hooks struct {
+	// now and sleep replace time.Now and the timer between dial
+	// attempts, so that a ReconnectBudget is spent without waiting.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+	// keepAliveTick replaces the ticker of KeepAliveInterval: a
+	// keepalive goes out for each value received.
+	keepAliveTick <-chan time.Time
+	// pingExpired replaces the timer that bounds the wait for the answer
+	// to a keepalive.
+	pingExpired func(timeout time.Duration) <-chan time.Time
+}
+
+// testHooks is copied into every SSH that DialSSH makes; nil but in tests.
+var testHooks *hooks
+
 // sshConn is one established connection (and the jump host connection it
 // runs through, if any). Once dead it stays dead; the SSH replaces it.
 type sshConn struct {
 	client *ssh.Client
 	jump   *ssh.Client
+	hooks  *hooks // nil but in tests
 
 	dead  chan struct{}
 	once  sync.Once
 	cause error // set before dead is closed
 }
 
-func newSSHConn(client, jump *ssh.Client, keepAlive time.Duration) *sshConn {
-	c := &sshConn{client: client, jump: jump, dead: make(chan struct{})}
+func newSSHConn(client, jump *ssh.Client, keepAlive time.Duration, h *hooks) *sshConn {
+	c := &sshConn{client: client, jump: jump, hooks: h, dead: make(chan struct{})}
 	go func() {
 		err := client.Wait()
 		if err == nil || errors.Is(err, io.EOF) {
@@ -68,13 +90,19 @@ func (c *sshConn) isDead() bool {
 // failed one marks the connection dead, so that the next Run reconnects
 // instead of hanging on a connection that a NAT or firewall silently dropped.
 func (c *sshConn) keepAlive(interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	var tick <-chan time.Time
+	if c.hooks != nil && c.hooks.keepAliveTick != nil {
+		tick = c.hooks.keepAliveTick
+	} else {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-c.dead:
 			return
-		case <-t.C:
+		case <-tick:
 			if c.ping(keepAliveMisses*interval) != nil {
 				return
 			}
@@ -95,6 +123,10 @@ func (c *sshConn) ping(timeout time.Duration) error {
 	}()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
+	expired := t.C
+	if c.hooks != nil && c.hooks.pingExpired != nil {
+		expired = c.hooks.pingExpired(timeout)
+	}
 	select {
 	case err := <-errc:
 		if err != nil {
@@ -102,7 +134,7 @@ func (c *sshConn) ping(timeout time.Duration) error {
 			return c.cause
 		}
 		return nil
-	case <-t.C:
+	case <-expired:
 		c.kill(fmt.Errorf("no answer to keepalive within %s", timeout))
 		return c.cause
 	case <-c.dead:
@@ -133,7 +165,7 @@ func (s *SSH) dialOnce(ctx context.Context) (*sshConn, error) {
 		if err != nil {
 			return nil, err
 		}
-		return newSSHConn(client, nil, s.cfg.KeepAliveInterval), nil
+		return newSSHConn(client, nil, s.cfg.KeepAliveInterval, s.hooks), nil
 	}
 
 	nc, err := s.dialTCP(ctx, s.jump)
@@ -159,7 +191,7 @@ func (s *SSH) dialOnce(ctx context.Context) (*sshConn, error) {
 		jc.Close()
 		return nil, err
 	}
-	return newSSHConn(client, jc, s.cfg.KeepAliveInterval), nil
+	return newSSHConn(client, jc, s.cfg.KeepAliveInterval, s.hooks), nil
 }
 
 // viaJump names the login node in an error about its jump host, so that

@@ -39,12 +39,13 @@ type testServer struct {
 	hostKeys   []ssh.Signer
 	authorized [][]byte // marshalled user public keys
 	conns      map[net.Conn]struct{}
+	beforeExec func() // when set, runs before each command starts (and may block it)
 
-	refuseAuth       atomic.Bool
-	ignoreKeepAlives atomic.Bool  // leave keepalive requests unanswered
-	ignoreSignals    atomic.Bool  // refuse "signal", as sshd does for root logins
-	dropAfterStdin   atomic.Int64 // > 0: cut the TCP connection once a session has read this many stdin bytes
-	allowForwarding  bool         // act as a jump host (direct-tcpip)
+	refuseAuth           atomic.Bool
+	ignoreKeepAlivesFrom atomic.Int32 // > 0: leave the n-th keepalive and later ones unanswered
+	ignoreSignals        atomic.Bool  // refuse "signal", as sshd does for root logins
+	dropAfterStdin       atomic.Int64 // > 0: cut the TCP connection once a session has read this many stdin bytes
+	allowForwarding      bool         // act as a jump host (direct-tcpip)
 
 	logins     atomic.Int32 // connections that logged in
 	keepAlives atomic.Int32
@@ -89,6 +90,15 @@ func (s *testServer) setHostKeys(keys ...ssh.Signer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hostKeys = keys
+}
+
+// setBeforeExec makes f run before each command starts, while its
+// session is open and its exec request unanswered: a test can hold
+// commands back there.
+func (s *testServer) setBeforeExec(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.beforeExec = f
 }
 
 // dropAll cuts every connection at the TCP level, as a network failure
@@ -168,8 +178,8 @@ func (s *testServer) handleConn(nc net.Conn) {
 func (s *testServer) handleGlobal(reqs <-chan *ssh.Request) {
 	for req := range reqs {
 		if req.Type == "keepalive@openssh.com" {
-			s.keepAlives.Add(1)
-			if s.ignoreKeepAlives.Load() {
+			n := s.keepAlives.Add(1)
+			if from := s.ignoreKeepAlivesFrom.Load(); from > 0 && n >= from {
 				continue
 			}
 		}
@@ -220,6 +230,12 @@ func (s *testServer) handleSession(nch ssh.NewChannel, nc net.Conn) {
 			if ssh.Unmarshal(req.Payload, &payload) != nil {
 				req.Reply(false, nil)
 				continue
+			}
+			s.mu.Lock()
+			before := s.beforeExec
+			s.mu.Unlock()
+			if before != nil {
+				before()
 			}
 			cmd = exec.Command("bash", "-c", payload.Command)
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
