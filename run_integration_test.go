@@ -326,6 +326,11 @@ var passFailCases = []struct {
 	{"no tests collected", "v2", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_EXIT": "5"}, 5},
 	{"benchmark crashes without a pytest line", "v1", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_CRASH": "1"}, 14},
 	{"install step fails", "v1", "tc_gen_only_1node", map[string]string{"STANDIN_INSTALL_EXIT": "3"}, 14},
+	// The v2 stand-in draft behaves as TensorRT-LLM's current one: a failing
+	// benchmark or server makes it dump every role's log tail (each ending
+	// with that role's own Rank0 line, code 0) and cancel the job.
+	{"v2 benchmark fails, roles dumped", "v2", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_EXIT": "1"}, 1},
+	{"v2 benchmark passes but a server fails", "v2", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_SERVER_EXIT": "3"}, 14},
 }
 
 func TestRunOverSSHPassAndFail(t *testing.T) {
@@ -359,6 +364,12 @@ func TestRunOverSSHPassAndFail(t *testing.T) {
 			}
 			if c.config == "tc_ctx1_gen1_3nodes" {
 				checkPlacement(t, j, r)
+			}
+			if strings.Contains(c.name, "dumped") {
+				src, _ := r.summary["pytest_exit_code_source"].(string)
+				if !strings.Contains(r.stdout, "===== Per-role log tails") || !strings.Contains(src, "dump ignored") {
+					t.Errorf("pytest's code from %q; stdout has the dump: %v", src, strings.Contains(r.stdout, "===== Per-role log tails"))
+				}
 			}
 			if c.want == 0 || c.want == 1 {
 				if _, err := os.Stat(filepath.Join(j.resultsDir(), "results.xml")); err != nil {
@@ -534,6 +545,22 @@ func TestRunSIGTERMCancelsJob(t *testing.T) {
 	}
 	if out := j.slurm("scontrol", "show", "job", "-o", id); !strings.Contains(out, "JobState=CANCELLED") {
 		t.Errorf("job not CANCELLED in Slurm: %s", out)
+	}
+}
+
+// TestRunSIGTERMWhileTheDraftDumpsRoleLogs: the benchmark failed and the
+// draft is dumping the role logs (slowed down) when Jenkins aborts.
+func TestRunSIGTERMWhileTheDraftDumpsRoleLogs(t *testing.T) {
+	j := newJob(t, "v2", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_EXIT": "1", "STANDIN_DUMP_DELAY": "20"})
+	run := j.start()
+	run.stdout.waitFor(t, "===== Per-role log tails (reason: benchmark failed")
+	run.cmd.Process.Signal(syscall.SIGTERM)
+	r := run.waitWithin(patience)
+	if r.code != 143 {
+		t.Fatalf("exit %d, want 143", r.code)
+	}
+	if !strings.Contains(r.stdout, "Rank0 Pytest finished execution with exit code 1") {
+		t.Errorf("the benchmark's own line did not reach stdout")
 	}
 }
 

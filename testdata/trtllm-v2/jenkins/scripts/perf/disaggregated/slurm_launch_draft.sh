@@ -18,6 +18,35 @@ fail_and_cancel() {
     exit 1
 }
 
+# As TensorRT-LLM's current draft does when the benchmark fails, a server
+# fails or the job is signalled: the tail of every role's log goes into the
+# job log between these markers (each role log ends with that role's own
+# Rank0 line, which a verdict must not take for the benchmark's), then the
+# job cancels itself. STANDIN_DUMP_DELAY (in the checkout's standin.env)
+# slows the dump down, so that a test can act while it runs.
+dump_role_logs() {
+    local f delay
+    delay=$(sed -n 's/^STANDIN_DUMP_DELAY=//p' "$llmSrcNode/standin.env" 2> /dev/null | tail -n 1)
+    echo "===== Per-role log tails (reason: $1) ====="
+    for f in "$testOutputDir"/*_server*.log; do
+        [ -e "$f" ] || continue
+        echo "===== Last 20 lines of $f (redacted) ====="
+        tail -n 20 "$f" | sed -E 's/((TOKEN|KEY|SECRET|PASSWORD)[A-Za-z_]*=)[^ ]*/\1****/g'
+        [ -z "$delay" ] || sleep "$delay"
+    done
+    echo "===== End of per-role log tails ====="
+}
+
+dumping=0
+on_signal() {
+    if [ "$dumping" = 0 ]; then
+        dumping=1
+        dump_role_logs "job signalled"
+    fi
+    exit 143
+}
+trap on_signal TERM
+
 # Comma-separated slice of the allocation's node list, for srun -w.
 node_slice() {
     local start=$1 count=$2
@@ -99,6 +128,8 @@ echo "Starting BENCHMARK"
 benchmarkRc=0
 srun "${srunArgs[@]}" --overlap -N 1 --ntasks=1 "$runScript" || benchmarkRc=$?
 if [ "$benchmarkRc" -ne 0 ]; then
+    dumping=1
+    dump_role_logs "benchmark failed with srun exit code $benchmarkRc"
     fail_and_cancel "Benchmark step failed (srun exit code $benchmarkRc); server logs are in $testOutputDir"
 fi
 
@@ -111,6 +142,7 @@ for k in "${!serverPids[@]}"; do
         sleep 0.5
     done
 done
+failedServer=""
 for k in "${!serverPids[@]}"; do
     if kill -0 "${serverPids[$k]}" 2> /dev/null; then
         echo "${serverNames[$k]} still running; it ends with the job"
@@ -118,6 +150,14 @@ for k in "${!serverPids[@]}"; do
         stepRc=0
         wait "${serverPids[$k]}" || stepRc=$?
         echo "${serverNames[$k]} step exited with code $stepRc"
+        if [ "$stepRc" -ne 0 ] && [ -z "$failedServer" ]; then
+            failedServer="${serverNames[$k]} exited with code $stepRc"
+        fi
     fi
 done
+if [ -n "$failedServer" ]; then
+    dumping=1
+    dump_role_logs "$failedServer"
+    fail_and_cancel "A server failed: $failedServer"
+fi
 echo "Disaggregated job finished in $SECONDS s"
