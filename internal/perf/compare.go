@@ -261,7 +261,7 @@ func (s *Summary) Compare(base *Baseline, gates []Gate) {
 			}
 		}
 	}
-	r := PerfResult{Regressions: regressions}
+	r := PerfResult{Regressions: regressions, Incomplete: incomplete}
 	switch {
 	case metrics == 0:
 		r.Status, r.Text = StatusNoMetrics, "no metrics: no benchmark result block was read"

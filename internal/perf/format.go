@@ -203,7 +203,8 @@ func (s *Summary) WriteJUnit(dir string) error {
 }
 
 // Write puts everything into a results folder: perf-summary.json,
-// perf-summary.md and perf-junit.xml.
+// perf-summary.md, perf-junit.xml and report.html (which also shows the
+// runner's summary.json and the collected logs found there).
 func (s *Summary) Write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -216,5 +217,8 @@ func (s *Summary) Write(dir string) error {
 	if err := atomicfile.Write(filepath.Join(dir, SummaryMD), []byte(md.String()), 0o644); err != nil {
 		return err
 	}
-	return s.WriteJUnit(dir)
+	if err := s.WriteJUnit(dir); err != nil {
+		return err
+	}
+	return WriteHTML(dir, s)
 }

@@ -116,6 +116,9 @@ type PerfResult struct {
 	Regressed   bool     `json:"regressed"`
 	Text        string   `json:"text"`
 	Regressions []string `json:"regressions,omitempty"`
+	// Incomplete names the concurrencies whose numbers are incomplete
+	// (failed requests, missing metrics, no block) and why.
+	Incomplete []string `json:"incomplete,omitempty"`
 }
 
 // ExitRegression is the documented exit code of a run that passed but
