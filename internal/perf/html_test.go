@@ -128,6 +128,7 @@ func exampleSummary(t *testing.T) (string, *Summary) {
 	ri := ReadRunInfo(dir)
 	s := Judge(dir, Run{RunID: ri.RunID, JobID: ri.JobID, TestID: ri.TestID, Config: ri.Config, ConcurrencyList: "1 2 4 8 16 32 64", Time: ri.Ended},
 		Options{Baseline: baseline})
+	s.Baseline.Path = "previous-builds/" // as Jenkins' copyArtifacts would name it, not a temporary folder
 	if err := s.Write(dir); err != nil {
 		t.Fatal(err)
 	}
