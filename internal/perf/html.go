@@ -45,7 +45,7 @@ func RenderHTML(dir string, s *Summary, now time.Time) string {
 
 	// The verdict: performance first (what this page is for), then the run's own.
 	w("<section id=\"verdict\" class=\"verdict status-%s\">\n", strings.ReplaceAll(s.Verdict.Status, " ", "-"))
-	w("<p class=\"status\">%s</p>\n", esc(s.Verdict.Status))
+	w("<p class=\"status\"><strong>%s</strong></p>\n", esc(s.Verdict.Status))
 	list := func(class string, items []string) {
 		w("<ul class=\"%s\">", class)
 		for _, r := range items {
@@ -117,16 +117,16 @@ func RenderHTML(dir string, s *Summary, now time.Time) string {
 	row("results from", esc(s.Source))
 	w("</table>\n</section>\n")
 
-	w("<section id=\"timeline\"><h2>Timeline</h2>\n%s</section>\n", timelineSVG(BuildTimeline(dir, ri, s)))
+	w("<section id=\"timeline\"><h2>Timeline</h2>\n%s</section>\n", presentational(timelineSVG(BuildTimeline(dir, ri, s))))
 
 	w("<section id=\"charts\"><h2>Against concurrency</h2>\n")
 	if s.Verdict.Status == StatusNoMetrics {
 		w("<p class=\"missing\">No values to chart.</p>\n")
 	} else {
 		w("<div class=\"charts\">\n")
-		w("%s", chartSVG(s, "Throughput (tok/s)", []string{"output_throughput", "total_token_throughput"}))
-		w("%s", chartSVG(s, "P99 TTFT (ms)", []string{"ttft_p99"}))
-		w("%s", chartSVG(s, "P99 TPOT (ms)", []string{"tpot_p99"}))
+		w("%s", presentational(chartSVG(s, "Throughput (tok/s)", []string{"output_throughput", "total_token_throughput"})))
+		w("%s", presentational(chartSVG(s, "P99 TTFT (ms)", []string{"ttft_p99"})))
+		w("%s", presentational(chartSVG(s, "P99 TPOT (ms)", []string{"tpot_p99"})))
 		w("</div>\n")
 	}
 	w("</section>\n")
@@ -161,7 +161,11 @@ func RenderHTML(dir string, s *Summary, now time.Time) string {
 				if v != nil && v.ChangePct != nil {
 					tip = fmt.Sprintf(" title=\"%s: baseline %s, %+.1f%%\"", esc(k), num(*v.Baseline), *v.ChangePct)
 				}
-				w("<td%s%s>%s</td>", c, tip, esc(cell(v)))
+				if v != nil && v.Verdict == "regressed" {
+					w("<td%s%s><strong>%s</strong></td>", c, tip, esc(cell(v)))
+				} else {
+					w("<td%s%s>%s</td>", c, tip, esc(cell(v)))
+				}
 			}
 			w("<td>%s</td></tr>\n", esc(s.Change(p)))
 		}
@@ -227,6 +231,46 @@ ul.files{columns:2;font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-si
 ul.files small{color:var(--muted)}
 footer{margin-top:28px;color:var(--muted);font-size:12px}
 `
+
+// svgAttrs repeats the SVG rules of the style sheet as presentation
+// attributes: Jenkins serves archived HTML with a Content-Security-Policy
+// that drops inline style sheets, and the timeline and charts must still
+// read right there (the style sheet, where it applies, wins over them).
+var svgAttrs = map[string]string{
+	"timeline": `font-family="sans-serif" font-size="11"`, "chart": `font-family="sans-serif" font-size="11"`,
+	"grid": `stroke="#eaeef2"`, "axis": `stroke="#8c959f"`, "lane-bg": `fill="#f6f8fa"`, "lane-name": `font-weight="600"`,
+	"note": `fill="#59636e" font-style="italic"`, "span-label": `fill="#ffffff" font-size="10"`,
+	"runner": `fill="#6e7781"`, "pending": `fill="#d4a72c"`, "running": `fill="#2da44e"`, "failed": `fill="#cf222e"`,
+	"install": `fill="#8250df"`, "starting": `fill="#54aeff"`, "serving": `fill="#0969da"`, "bench": `fill="#bf3989"`,
+	"ready": `fill="#1a7f37" stroke="#ffffff"`,
+	"s0":    `stroke="#0969da" fill="#0969da"`, "s1": `stroke="#bf3989" fill="#bf3989"`,
+	"line": `fill="none" stroke-width="2"`, "base": `fill="none" stroke-width="1.5" stroke-dasharray="5,4" opacity="0.75"`,
+	"dot-base": `fill="#ffffff" stroke-width="1.5"`,
+}
+
+var classAttrRE = regexp.MustCompile(`class="([^"]*)"`)
+
+func presentational(svg string) string {
+	return classAttrRE.ReplaceAllStringFunc(svg, func(m string) string {
+		seen := map[string]bool{}
+		var extra []string
+		classes := strings.Fields(classAttrRE.FindStringSubmatch(m)[1])
+		// Later classes refine earlier ones ("s0 dot-base": white fill).
+		for i := len(classes) - 1; i >= 0; i-- {
+			for _, a := range strings.Fields(svgAttrs[classes[i]]) {
+				name, _, _ := strings.Cut(a, "=")
+				if !seen[name] {
+					seen[name] = true
+					extra = append(extra, a)
+				}
+			}
+		}
+		if len(extra) == 0 {
+			return m
+		}
+		return m + " " + strings.Join(extra, " ")
+	})
+}
 
 // imageOf is the container image named in the collected launch.sh.
 var imageRE = regexp.MustCompile(`--container-image[= ]"?([^"\s]+)`)

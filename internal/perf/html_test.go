@@ -347,3 +347,55 @@ func cropInk(img image.Image, x0, y0, x1, y1 int) int {
 	}
 	return n
 }
+
+// Jenkins serves archived HTML under a Content-Security-Policy that drops
+// the inline style sheet: the timeline and charts keep their colours (the
+// SVG carries them as attributes) and the page stays readable.
+func TestReportHTMLUnderJenkinsCSP(t *testing.T) {
+	dir, _ := exampleSummary(t)
+	page, err := os.ReadFile(filepath.Join(dir, ReportHTML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	csp := `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src 'self'; style-src 'self';">`
+	strict := filepath.Join(dir, "strict.html")
+	write(t, strict, strings.Replace(string(page), "<head>\n", "<head>\n"+csp+"\n", 1))
+	out := filepath.Join(t.TempDir(), "strict.png")
+	screenshot(t, strict, out, 1280, 1800)
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	near := func(r, g, b uint32, want [3]uint32) bool {
+		d := func(a, b uint32) uint32 {
+			if a > b {
+				return a - b
+			}
+			return b - a
+		}
+		return d(r>>8, want[0]) < 24 && d(g>>8, want[1]) < 24 && d(b>>8, want[2]) < 24
+	}
+	found := map[string]int{}
+	colours := map[string][3]uint32{"running": {0x2d, 0xa4, 0x4e}, "bench": {0xbf, 0x39, 0x89}, "serving": {0x09, 0x69, 0xda}}
+	bounds := img.Bounds()
+	for y := 0; y < bounds.Dy(); y += 2 {
+		for x := 0; x < bounds.Dx(); x += 2 {
+			r, g, b, _ := img.At(x, y).RGBA()
+			for name, c := range colours {
+				if near(r, g, b, c) {
+					found[name]++
+				}
+			}
+		}
+	}
+	for name := range colours {
+		if found[name] < 20 {
+			t.Errorf("without the style sheet, %s is not drawn in its colour (%d pixels)", name, found[name])
+		}
+	}
+}
