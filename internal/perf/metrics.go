@@ -1,13 +1,3 @@
-// Package perf reads the numbers a disaggregated-serving perf test exists
-// for: the "Serving Benchmark Result" blocks the benchmark client prints
-// once per concurrency. It parses them (tolerating every client variant,
-// never failing on a malformed log), maps them to the config's
-// concurrencies, compares them with a baseline of earlier runs, and writes
-// what people and Jenkins look at: perf-summary.json, perf-summary.md, a
-// console table, a junit test case for a regression, and report.html.
-//
-// Parsing and comparing are pure (bytes in, values out); only Collect,
-// LoadBaseline and the Write functions touch files.
 package perf
 
 // Direction says which way a metric gets better.

@@ -109,8 +109,8 @@ const (
 )
 
 // PerfResult is the performance verdict. Regressed is the one value the
-// runner needs: with --fail-on-regression and pytest passed, a regressed
-// run exits 15 (see FailsRun).
+// runner needs: with --fail-on-regression, a run that passed but regressed
+// exits 15 (see FailsRun).
 type PerfResult struct {
 	Status      string   `json:"status"`
 	Regressed   bool     `json:"regressed"`
@@ -126,11 +126,13 @@ type PerfResult struct {
 const ExitRegression = 15
 
 // FailsRun is the exit-code decision as a value: a run fails for its
-// performance only when asked to (failOnRegression), only when pytest
-// passed (pytestCode 0: a failing test keeps its own code), and only
-// when a gated metric regressed. "no baseline" never fails.
-func (r PerfResult) FailsRun(failOnRegression bool, pytestCode int) bool {
-	return failOnRegression && pytestCode == 0 && r.Regressed
+// performance only when asked to (failOnRegression), only when it would
+// otherwise pass (runExitCode 0: the job COMPLETED and pytest passed; any
+// other code, pytest's own included, stands), and only when a gated
+// metric regressed. "no baseline" and "no metrics" never fail a run. The
+// caller then exits ExitRegression.
+func (r PerfResult) FailsRun(failOnRegression bool, runExitCode int) bool {
+	return failOnRegression && runExitCode == 0 && r.Regressed
 }
 
 // ReadSummary reads a perf-summary.json.

@@ -215,7 +215,7 @@ func TestRegressionVerdict(t *testing.T) {
 		fail  bool
 		code  int
 		fails bool
-	}{{true, 0, true}, {false, 0, false}, {true, 1, false}, {true, 5, false}} {
+	}{{true, 0, true}, {false, 0, false}, {true, 1, false}, {true, 5, false}, {true, 124, false}, {true, 14, false}} {
 		if got := s.Verdict.FailsRun(c.fail, c.code); got != c.fails {
 			t.Errorf("FailsRun(%v, %d) = %v", c.fail, c.code, got)
 		}
