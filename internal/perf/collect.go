@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -107,6 +108,7 @@ func Collect(resultsDir string, run Run) *Summary {
 	}
 
 	seen := map[int]bool{}
+	kept := map[int]map[string]float64{}
 	for _, f := range got {
 		c := 0
 		if f.index >= 0 && f.index < len(list) {
@@ -122,11 +124,14 @@ func Collect(resultsDir string, run Run) *Summary {
 			s.Problems = append(s.Problems, fmt.Sprintf("metrics unreadable: %s:%d: no concurrency: the block does not say it and concurrency_list has no position %d", f.block.File, f.block.Line, f.index))
 			continue
 		}
+		if seen[c] && reflect.DeepEqual(kept[c], f.block.Values) {
+			continue // the same block again (pytest repeats captured output in the job log)
+		}
 		if seen[c] {
 			s.Problems = append(s.Problems, fmt.Sprintf("%s:%d: a second block for concurrency %d; the first is kept", f.block.File, f.block.Line, c))
 			continue
 		}
-		seen[c] = true
+		seen[c], kept[c] = true, f.block.Values
 		s.Concurrencies = append(s.Concurrencies, pointOf(f.block, c, indexOf(list, c)))
 	}
 	for i, c := range list {

@@ -89,6 +89,19 @@ func TestCollectJobLogOnly(t *testing.T) {
 	if len(s.Problems) != 0 || s.Point(4) == nil || s.Point(2) == nil || s.Point(2).Complete {
 		t.Errorf("problems %q points %+v", s.Problems, s.Concurrencies)
 	}
+	// pytest repeats a failing test's captured output: the same blocks
+	// twice are read once, without a word; a different second block is
+	// reported.
+	jl, _ := os.ReadFile(filepath.Join(dir, JobLogName))
+	write(t, filepath.Join(dir, JobLogName), string(jl)+"----- Captured stdout call -----\n"+string(jl))
+	if s := Collect(dir, Run{TestID: testID, ConcurrencyList: "1 4"}); len(s.Problems) != 0 || len(s.Concurrencies) != 2 {
+		t.Errorf("repeated blocks: %q %+v", s.Problems, s.Concurrencies)
+	}
+	write(t, filepath.Join(dir, JobLogName), string(jl)+FormatBlock(sampleValues(4, 2)))
+	if s := Collect(dir, Run{TestID: testID, ConcurrencyList: "1 4"}); len(s.Problems) != 1 || !strings.Contains(s.Problems[0], "a second block for concurrency 4; the first is kept") {
+		t.Errorf("a different second block: %q", s.Problems)
+	}
+	write(t, filepath.Join(dir, JobLogName), string(jl))
 	// An unknown list: concurrencies from the blocks.
 	s = Collect(dir, Run{TestID: testID})
 	if len(s.Concurrencies) != 2 || s.Concurrencies[1].Concurrency != 4 {
