@@ -112,7 +112,10 @@ func TestJenkinsfileStepAgainstCluster(t *testing.T) {
 			t.Errorf("stage %d header printed %d times", n, c)
 		}
 	}
-	junitFiles := antGlob(j.workspace, junit)
+	var junitFiles []string
+	for _, pattern := range strings.Split(junit, ",") { // Jenkins takes a comma-separated list
+		junitFiles = append(junitFiles, antGlob(j.workspace, strings.TrimSpace(pattern))...)
+	}
 	if len(junitFiles) == 0 {
 		t.Errorf("junit pattern %q matches nothing in the workspace", junit)
 	}

@@ -107,6 +107,7 @@ type root struct {
 	Attach   attachCmd        `cmd:"" help:"Follow an existing job from stage 6 on: stream its log, collect, and exit with pytest's code."`
 	Status   statusCmd        `cmd:"" help:"Print a job's state once."`
 	Cancel   cancelCmd        `cmd:"" help:"Cancel a job and confirm it ended."`
+	Report   reportCmd        `cmd:"" help:"Print the benchmark table and performance verdict of results folders (two or more: side by side)."`
 }
 
 // globals are flags every command has.
