@@ -19,6 +19,10 @@ import (
 type Console struct {
 	Log *log.Logger
 	Out io.Writer
+	// Err is where the runner's own lines go, for output that is not one
+	// log line (a table); with JSON logs, such output is left out.
+	Err  io.Writer
+	json bool
 	// Secrets are values never to be printed (key passphrases, tokens);
 	// they are masked in everything the console writes.
 	Secrets []string
@@ -40,8 +44,9 @@ func NewConsole(out, logw io.Writer, jsonFormat bool, secrets []string) *Console
 			kept = append(kept, s)
 		}
 	}
-	c := &Console{Secrets: kept}
-	c.Log = log.NewWithOptions(&maskingWriter{w: logw, c: c}, opts)
+	c := &Console{Secrets: kept, json: jsonFormat}
+	c.Err = &maskingWriter{w: logw, c: c}
+	c.Log = log.NewWithOptions(c.Err, opts)
 	c.Out = &maskingWriter{w: out, c: c, lineBuffered: true}
 	return c
 }
@@ -120,6 +125,14 @@ func (m *maskingWriter) Flush() {
 	if len(m.pending) > 0 {
 		m.w.Write(m.c.mask(m.pending))
 		m.pending = nil
+	}
+}
+
+// Table writes multi-line output beside the log lines, unless the log
+// is JSON (whose readers expect one object a line).
+func (c *Console) Table(write func(io.Writer)) {
+	if !c.json {
+		write(c.Err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/disagg-runner/disagg-runner/internal/perf"
 	"github.com/disagg-runner/disagg-runner/internal/verdict"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
@@ -28,9 +29,12 @@ type jobRun struct {
 	ws         string // the job workspace on the cluster
 	resultsDir string
 	testID     string
-	opt        Options
-	con        *Console
-	out        *Outcome
+	// concurrency is the config's benchmark.concurrency_list as written
+	// ("" for attach: the benchmark's own blocks say it).
+	concurrency string
+	opt         Options
+	con         *Console
+	out         *Outcome
 
 	final     sbatch.JobState
 	interrupt os.Signal // the signal that stopped the runner, if any
@@ -38,6 +42,7 @@ type jobRun struct {
 	ev        verdict.Evidence
 	maskErr   error
 	kept      *keptLog // the job log as it streamed, when it did
+	perf      *perf.Summary
 }
 
 func (j *jobRun) finish(ctx context.Context) error {
@@ -97,6 +102,7 @@ func (j *jobRun) collectContext(ctx context.Context) (context.Context, context.C
 // decide is stage 8: the exit code from what the job left, the summary,
 // and the one-line verdict.
 func (j *jobRun) decide() error {
+	j.judgePerf()
 	j.ev.State, j.ev.CancelledBy = j.final.State, j.final.CancelledBy
 
 	j.ev.Interrupt, j.ev.Lost = j.interrupt, j.lost
@@ -108,8 +114,27 @@ func (j *jobRun) decide() error {
 	if err != nil {
 		j.con.Log.Warn("could not write the summary", "err", err)
 	}
+	// After summary.json: report.html reads it.
+	if perr := j.perf.Write(j.resultsDir); perr != nil {
+		j.con.Log.Warn("could not write the benchmark results", "err", perr)
+		err = cmpOr(err, perr)
+	}
+	j.con.Table(j.perf.WriteTable)
+	j.con.Log.Info("benchmark: " + j.perf.Verdict.Text)
 	j.con.Log.Info(verdictLine(o))
 	return err
+}
+
+// judgePerf reads the benchmark's numbers from the collected results and
+// compares them with the baseline; the verdict then decides whether a
+// regression fails the run.
+func (j *jobRun) judgePerf() {
+	o := j.out
+	j.perf = perf.Collect(j.resultsDir, perf.Run{RunID: o.RunID, JobID: o.JobID, TestID: j.testID, Config: o.Config,
+		ConcurrencyList: j.concurrency, Time: o.Ended})
+	po := j.opt.Perf
+	j.perf.Compare(perf.LoadBaseline(po.Baseline, j.perf.TestID, j.perf.RunID, po.BaselineRuns), po.Gates)
+	j.ev.PerfRegressed, j.ev.PerfText, j.ev.FailOnRegression = j.perf.Verdict.Regressed, j.perf.Verdict.Text, j.opt.FailOnRegression
 }
 
 func verdictLine(o *Outcome) string {

@@ -272,7 +272,7 @@ func (r *run) submit(ctx context.Context) error {
 // and `attach` both end here.
 func (r *run) finish(ctx context.Context) error {
 	j := &jobRun{cluster: r.cluster, id: r.id, ws: r.plan.JobWorkspace, resultsDir: r.plan.ResultsDir,
-		testID: r.plan.Files.TestID, opt: r.opt, con: r.con, out: r.out}
+		testID: r.plan.Files.TestID, concurrency: r.plan.Config.Benchmark.Concurrency, opt: r.opt, con: r.con, out: r.out}
 	return j.finish(ctx)
 }
 

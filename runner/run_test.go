@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/fakecluster"
+	"github.com/disagg-runner/disagg-runner/internal/perf"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
 
@@ -506,5 +507,48 @@ func TestRunRepeatsWhyTheJobIsPending(t *testing.T) {
 	}
 	if !strings.Contains(f.log.String(), "job PENDING job=42 reason=Resources") || !strings.Contains(f.log.String(), "still PENDING job=42 reason=Priority") {
 		t.Errorf("runner log:\n%s", f.log.String())
+	}
+}
+
+// benchmarkLog is a job log whose benchmark printed one result block.
+func benchmarkLog(outputTput float64) []byte {
+	values := map[string]float64{"successful_requests": 64, "failed_requests": 0, "max_concurrency": 1}
+	for _, k := range perf.CoreKeys() {
+		values[k] = 100
+	}
+	values["output_throughput"] = outputTput
+	return append([]byte(perf.FormatBlock(values)+"\n"), logWith(0)...)
+}
+
+func TestRunJudgesTheBenchmarkNumbersAgainstABaseline(t *testing.T) {
+	first := newFixture(t)
+	first.cl.OnSubmit = func(dir string) { first.cl.SetFile(dir+"/job-output.log", benchmarkLog(1000)) }
+	if out, err := first.run(context.Background(), Options{}); err != nil || out.ExitCode != 0 {
+		t.Fatalf("first run: exit %d, err %v", out.ExitCode, err)
+	}
+	for _, name := range []string{"perf-summary.json", "perf-summary.md", "report.html"} {
+		if _, err := os.Stat(filepath.Join(first.resultsDir(), name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if !strings.Contains(first.log.String(), "benchmark: no baseline") {
+		t.Errorf("runner log:\n%s", first.log.String())
+	}
+	baseline := filepath.Join(first.resultsDir(), "perf-summary.json")
+
+	// 10 % less output throughput than the baseline: a regression, which
+	// fails the run only when asked to.
+	for _, failOn := range []bool{false, true} {
+		f := newFixture(t)
+		f.s.RunID = "r2"
+		f.cl.OnSubmit = func(dir string) { f.cl.SetFile(dir+"/job-output.log", benchmarkLog(900)) }
+		out, err := Run(context.Background(), f.s, Options{Perf: perf.Options{Baseline: baseline}, FailOnRegression: failOn}, f.connect, f.con)
+		want := map[bool]int{false: 0, true: 15}[failOn]
+		if err != nil || out.ExitCode != want {
+			t.Errorf("fail-on-regression %v: exit %d (%s), err %v; want %d", failOn, out.ExitCode, out.Reason, err, want)
+		}
+		if !strings.Contains(f.log.String(), "output_throughput") || !strings.Contains(f.log.String(), "benchmark: regressed") {
+			t.Errorf("no regression reported:\n%s", f.log.String())
+		}
 	}
 }

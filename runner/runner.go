@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/disagg-runner/disagg-runner/internal/perf"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
 
@@ -139,6 +140,10 @@ type Options struct {
 	FollowRoles bool // also stream the per-role logs, prefixed with the role
 	// PendingEvery is how often a still-PENDING job is reported (default 3 min).
 	PendingEvery time.Duration
+	// Perf chooses the benchmark numbers' baseline and gates; with
+	// FailOnRegression a run that passed but regressed exits 15.
+	Perf             perf.Options
+	FailOnRegression bool
 }
 
 // File names inside the local run folder and the job workspace.

@@ -92,6 +92,7 @@ const exitCodeHelp = `Exit codes:
   12       the cluster could not be reached: connection, authentication or host key
   13       sbatch refused the job
   14       the job failed outside pytest (install failed, NODE_FAIL, OUT_OF_MEMORY, cancelled by someone else, no pytest result)
+  15       with --fail-on-regression: pytest passed but a gated benchmark metric regressed against the baseline
   70       an internal error in disagg-runner (a bug: please report it with the output), or a result file whose secrets could not be masked
   124      the job hit its time limit (TIMEOUT)
   130/143  interrupted by SIGINT/SIGTERM; the job was cancelled`

@@ -20,6 +20,7 @@ func checkJobID(id string) (sbatch.JobID, error) {
 
 type attachCmd struct {
 	connFlags `embed:""`
+	perfFlags `embed:""`
 
 	JobID        string `arg:"" name:"jobid" help:"The Slurm job to follow."`
 	JobWorkspace string `name:"job-workspace" env:"DISAGG_JOB_WORKSPACE" help:"The job's workspace on the cluster (where job-output.log is). Default: the folder of the job's output file, as Slurm reports it." placeholder:"DIR"`
@@ -29,6 +30,10 @@ type attachCmd struct {
 
 func (c *attachCmd) Run(ctx context.Context, env Env, g *globals, res *result) error {
 	id, err := checkJobID(c.JobID)
+	if err != nil {
+		return err
+	}
+	po, err := c.perfFlags.options(env)
 	if err != nil {
 		return err
 	}
@@ -42,7 +47,7 @@ func (c *attachCmd) Run(ctx context.Context, env Env, g *globals, res *result) e
 	if results == "" {
 		results = env.abs(filepath.Join("disagg-runner", "attach-"+c.JobID, "results"))
 	}
-	res.outcome, err = runner.Attach(ctx, cluster, id, c.JobWorkspace, results, runner.Options{FollowRoles: c.FollowRoles}, con)
+	res.outcome, err = runner.Attach(ctx, cluster, id, c.JobWorkspace, results, runner.Options{FollowRoles: c.FollowRoles, Perf: po, FailOnRegression: c.FailOnRegression}, con)
 	return err
 }
 

@@ -11,6 +11,7 @@ import (
 type runCmd struct {
 	connFlags `embed:""`
 	jobFlags  `embed:""`
+	perfFlags `embed:""`
 
 	DryRun       bool          `name:"dry-run" help:"Stop after generating launch.sh: print the plan and the script, submit nothing, contact no cluster."`
 	FollowRoles  bool          `name:"follow-roles" env:"DISAGG_FOLLOW_ROLES" help:"Also stream the per-role server logs, each line prefixed with its role."`
@@ -23,8 +24,13 @@ func (c *runCmd) Run(ctx context.Context, env Env, g *globals, res *result) erro
 	if err != nil {
 		return err
 	}
+	po, err := c.perfFlags.options(env)
+	if err != nil {
+		return err
+	}
 	connect := c.connector(env, con.Log.Infof, debugf(con))
-	res.outcome, err = runner.Run(ctx, s, runner.Options{DryRun: c.DryRun, FollowRoles: c.FollowRoles, PendingEvery: c.PendingEvery}, connect, con)
+	opt := runner.Options{DryRun: c.DryRun, FollowRoles: c.FollowRoles, PendingEvery: c.PendingEvery, Perf: po, FailOnRegression: c.FailOnRegression}
+	res.outcome, err = runner.Run(ctx, s, opt, connect, con)
 	return err
 }
 

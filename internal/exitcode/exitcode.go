@@ -16,6 +16,7 @@ const (
 	Unreachable     = 12  // connection, authentication or host key
 	SubmitRefused   = 13  // sbatch refused the job
 	JobFailed       = 14  // failed outside pytest
+	PerfRegression  = 15  // with --fail-on-regression: pytest passed, a gated metric regressed
 	Timeout         = 124 // Slurm TIMEOUT
 	Interrupted     = 130 // SIGINT
 	Terminated      = 143 // SIGTERM

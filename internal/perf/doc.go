@@ -23,11 +23,9 @@
 // report.html reads), judges them and writes the files:
 //
 //	j.perf.Compare(perf.LoadBaseline(opt.Perf.Baseline, j.perf.TestID, j.perf.RunID, opt.Perf.BaselineRuns), opt.Perf.Gates)
+//	// verdict.Decide turns Verdict.Regressed into exit 15 with --fail-on-regression
 //	err := j.perf.Write(j.resultsDir) // perf-summary.json, .md, perf-junit.xml, report.html
 //	j.perf.WriteTable(stderr)         // never stdout: that is the job log
-//	if j.perf.Verdict.FailsRun(opt.FailOnRegression, o.ExitCode) {
-//		o.ExitCode, o.Reason = perf.ExitRegression, j.perf.Verdict.Text
-//	}
 //
 // Nothing here returns an error for a log it cannot read, a missing
 // baseline or a job without results: those are in Summary.Problems and

@@ -109,8 +109,8 @@ const (
 )
 
 // PerfResult is the performance verdict. Regressed is the one value the
-// runner needs: with --fail-on-regression, a run that passed but regressed
-// exits 15 (see FailsRun).
+// run's verdict needs: with --fail-on-regression, a run that passed but
+// regressed exits 15 (internal/verdict decides).
 type PerfResult struct {
 	Status      string   `json:"status"`
 	Regressed   bool     `json:"regressed"`
@@ -119,20 +119,6 @@ type PerfResult struct {
 	// Incomplete names the concurrencies whose numbers are incomplete
 	// (failed requests, missing metrics, no block) and why.
 	Incomplete []string `json:"incomplete,omitempty"`
-}
-
-// ExitRegression is the documented exit code of a run that passed but
-// whose performance regressed, with --fail-on-regression.
-const ExitRegression = 15
-
-// FailsRun is the exit-code decision as a value: a run fails for its
-// performance only when asked to (failOnRegression), only when it would
-// otherwise pass (runExitCode 0: the job COMPLETED and pytest passed; any
-// other code, pytest's own included, stands), and only when a gated
-// metric regressed. "no baseline" and "no metrics" never fail a run. The
-// caller then exits ExitRegression.
-func (r PerfResult) FailsRun(failOnRegression bool, runExitCode int) bool {
-	return failOnRegression && runExitCode == 0 && r.Regressed
 }
 
 // ReadSummary reads a perf-summary.json.

@@ -34,6 +34,12 @@ type Evidence struct {
 	Interrupt os.Signal
 	// Lost is why following the job failed before its end was learned.
 	Lost error
+	// PerfRegressed says a gated benchmark metric regressed against the
+	// baseline (PerfText says how); it fails a passing run only with
+	// FailOnRegression.
+	PerfRegressed    bool
+	PerfText         string
+	FailOnRegression bool
 }
 
 // Verdict is the exit code and a one-line reason.
@@ -147,6 +153,8 @@ func Decide(ev Evidence) Verdict {
 		v.Code, v.Reason = exitcode.ForSignal(ev.Interrupt), "interrupted; job cancelled ("+v.Reason+")"
 	case ev.Lost != nil:
 		v.Code, v.Reason = exitcode.JobFailed, "following the job failed: "+strings.Join(strings.Fields(ev.Lost.Error()), " ")
+	case v.Code == exitcode.OK && ev.PerfRegressed && ev.FailOnRegression:
+		v.Code, v.Reason = exitcode.PerfRegression, "pytest passed but performance "+ev.PerfText
 	}
 	return v
 }

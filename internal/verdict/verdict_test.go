@@ -85,3 +85,26 @@ func TestDecideSkipsOverlongLines(t *testing.T) {
 		t.Errorf("%+v", v)
 	}
 }
+
+func TestDecidePerfRegressionFailsOnlyAPassingRunAndOnlyWhenAsked(t *testing.T) {
+	pass := log("Rank0 Pytest finished execution with exit code 0\n")
+	fail := log("Rank0 Pytest finished execution with exit code 1\n")
+	cases := []struct {
+		ev   Evidence
+		code int
+	}{
+		{Evidence{State: "COMPLETED", Log: pass, PerfRegressed: true, PerfText: "regressed: output_throughput 6% worse", FailOnRegression: true}, 15},
+		{Evidence{State: "COMPLETED", Log: pass, PerfRegressed: true}, 0},
+		{Evidence{State: "COMPLETED", Log: pass, FailOnRegression: true}, 0},
+		{Evidence{State: "CANCELLED", Log: fail, PerfRegressed: true, FailOnRegression: true}, 1},
+		{Evidence{State: "TIMEOUT", Log: pass, PerfRegressed: true, FailOnRegression: true}, 124},
+	}
+	for i, c := range cases {
+		if v := Decide(c.ev); v.Code != c.code {
+			t.Errorf("case %d: exit %d (%s), want %d", i, v.Code, v.Reason, c.code)
+		}
+	}
+	if v := Decide(cases[0].ev); v.Reason != "pytest passed but performance regressed: output_throughput 6% worse" {
+		t.Errorf("reason %q", v.Reason)
+	}
+}
