@@ -129,11 +129,14 @@ func (m *maskingWriter) Flush() {
 }
 
 // Table writes multi-line output beside the log lines, unless the log
-// is JSON (whose readers expect one object a line).
-func (c *Console) Table(write func(io.Writer)) {
-	if !c.json {
-		write(c.Err)
+// is JSON (whose readers expect one object a line): then it reports false
+// and the caller logs a line instead.
+func (c *Console) Table(write func(io.Writer)) bool {
+	if c.json {
+		return false
 	}
+	write(c.Err)
+	return true
 }
 
 // Flush writes anything the job-log stream still holds.

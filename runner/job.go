@@ -119,8 +119,9 @@ func (j *jobRun) decide() error {
 		j.con.Log.Warn("could not write the benchmark results", "err", perr)
 		err = cmpOr(err, perr)
 	}
-	j.con.Table(j.perf.WriteTable)
-	j.con.Log.Info("benchmark: " + j.perf.Verdict.Text)
+	if !j.con.Table(j.perf.WriteTable) {
+		j.con.Log.Info("benchmark: " + j.perf.Verdict.Text)
+	}
 	j.con.Log.Info(verdictLine(o))
 	return err
 }

@@ -531,7 +531,7 @@ func TestRunJudgesTheBenchmarkNumbersAgainstABaseline(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if !strings.Contains(first.log.String(), "benchmark: no baseline") {
+	if !strings.Contains(first.log.String(), "perf verdict: no baseline") {
 		t.Errorf("runner log:\n%s", first.log.String())
 	}
 	baseline := filepath.Join(first.resultsDir(), "perf-summary.json")
@@ -547,7 +547,7 @@ func TestRunJudgesTheBenchmarkNumbersAgainstABaseline(t *testing.T) {
 		if err != nil || out.ExitCode != want {
 			t.Errorf("fail-on-regression %v: exit %d (%s), err %v; want %d", failOn, out.ExitCode, out.Reason, err, want)
 		}
-		if !strings.Contains(f.log.String(), "output_throughput") || !strings.Contains(f.log.String(), "benchmark: regressed") {
+		if !strings.Contains(f.log.String(), "output_throughput") || !strings.Contains(f.log.String(), "perf verdict: regressed") {
 			t.Errorf("no regression reported:\n%s", f.log.String())
 		}
 	}
