@@ -1021,3 +1021,41 @@ func TestRunSignalDuringSubmission(t *testing.T) {
 		t.Errorf("job %s was left behind: %s", id, out)
 	}
 }
+
+// TestRunPerfVerdictOnTheCluster: the stand-in benchmark prints real-shaped
+// result blocks; the runner reads them, writes the summaries and the
+// report, and judges them against a baseline.
+func TestRunPerfVerdictOnTheCluster(t *testing.T) {
+	base := newJob(t, "v2", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_OUTPUT_TPUT": "1000"})
+	r := base.run()
+	if r.code != 0 || !strings.Contains(r.stderr, "perf verdict: no baseline") {
+		t.Fatalf("baseline run: exit %d", r.code)
+	}
+	for _, name := range []string{"perf-summary.json", "perf-summary.md", "perf-junit.xml", "report.html"} {
+		if _, err := os.Stat(filepath.Join(base.resultsDir(), name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	baseline := filepath.Join(base.resultsDir(), "perf-summary.json")
+	cases := []struct {
+		name  string
+		knobs map[string]string
+		args  []string
+		want  int
+		says  string
+	}{
+		{"10 % worse, reported", map[string]string{"STANDIN_OUTPUT_TPUT": "900"}, nil, 0, "perf verdict: regressed"},
+		{"10 % worse, fails the run", map[string]string{"STANDIN_OUTPUT_TPUT": "900"}, []string{"--fail-on-regression"}, 15, "pytest passed but performance regressed"},
+		{"2 % worse passes", map[string]string{"STANDIN_OUTPUT_TPUT": "980"}, []string{"--fail-on-regression"}, 0, "perf verdict: pass"},
+		{"failed requests are incomplete", map[string]string{"STANDIN_OUTPUT_TPUT": "1000", "STANDIN_FAILED_REQUESTS": "3"}, nil, 0, "incomplete"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			j := newJob(t, "v2", "tc_ctx1_gen1_2nodes", c.knobs)
+			r := j.run(append([]string{"--baseline", baseline}, c.args...)...)
+			if r.code != c.want || !strings.Contains(r.stderr, c.says) {
+				t.Errorf("exit %d (want %d); stderr says %q: %v", r.code, c.want, c.says, strings.Contains(r.stderr, c.says))
+			}
+		})
+	}
+}
