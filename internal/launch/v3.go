@@ -323,11 +323,37 @@ var ucxRows = []struct{ prefix, export string }{
 // ucxCommandV3 is the UCX prefix <U> of every v3 role command.
 func ucxCommandV3(cluster string) string {
 	const unset = "unset UCX_CUDA_IPC_ENABLE_MNNVL UCX_TLS UCX_NET_DEVICES &&"
-	name := strings.ToLower(cluster)
-	for _, r := range ucxRows {
-		if strings.HasPrefix(name, r.prefix) {
-			return unset + " " + r.export + " &&"
-		}
+	if i := ucxRowIndex(cluster); i >= 0 {
+		return unset + " " + ucxRows[i].export + " &&"
 	}
 	return unset
+}
+
+func ucxRowIndex(cluster string) int {
+	name := strings.ToLower(cluster)
+	for i, r := range ucxRows {
+		if strings.HasPrefix(name, r.prefix) {
+			return i
+		}
+	}
+	return -1
+}
+
+// UCXRow names the row of perf-sanity-v3's cluster table that a cluster
+// name selects (its prefix, such as "gcp-nrt"), or "" when none does and
+// the UCX defaults apply.
+func UCXRow(cluster string) string {
+	if i := ucxRowIndex(cluster); i >= 0 {
+		return ucxRows[i].prefix
+	}
+	return ""
+}
+
+// UCXRows lists the prefixes of the cluster table's rows, in order.
+func UCXRows() []string {
+	names := make([]string, len(ucxRows))
+	for i, r := range ucxRows {
+		names[i] = r.prefix
+	}
+	return names
 }
