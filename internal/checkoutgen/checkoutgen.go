@@ -56,7 +56,7 @@ type Request struct {
 	StageName, ClusterName                                                    string
 
 	Dir string   // working folder of python3
-	Env []string // its environment; its PATH is where python3 is looked for
+	Env []string // its environment (nil: this process's); its PATH is where python3 is looked for
 	// LaunchShName, when set, replaces the temporary launch.sh's path in the
 	// generator's output (it prints where it wrote the script).
 	LaunchShName string
@@ -151,6 +151,9 @@ func (r Request) Generator() string {
 // ran and failed).
 func Run(ctx context.Context, req Request) (*Result, error) {
 	res := &Result{Generator: req.Generator()}
+	if req.Env == nil {
+		req.Env = os.Environ()
+	}
 	python, err := lookPath("python3", getenv(req.Env, "PATH"), req.Dir)
 	if err != nil {
 		return nil, &MissingError{MissingPython, "python3 not found on the PATH (the checkout's generator needs python3 with PyYAML)"}
