@@ -157,7 +157,12 @@ func renderFailed(s Settings, err error) Item {
 		return Item{Name: "launch.sh generates", Kind: Prerequisite, Detail: err.Error(),
 			Fix: "install what the message names, or leave " + s.name(FieldProfile) + " unset to use disagg-runner's own generator"}
 	}
-	return Item{Name: "launch.sh generates", Kind: Input, Detail: err.Error(), Fix: "fix the input named in the message"}
+	it := Item{Name: "launch.sh generates", Kind: Input, Detail: err.Error(), Fix: "fix the input named in the message"}
+	var root *launch.ModelsRootError
+	if errors.As(err, &root) && s.PytestCommand != "" {
+		it.Detail += fmt.Sprintf(" (%s replaces the runner's pytest line, which sets LLM_MODELS_ROOT to %s: start it with LLM_MODELS_ROOT=<models root>)", s.name(FieldPytestCommand), s.name(FieldModelsRoot))
+	}
+	return it
 }
 
 // ucxItem says which row of perf-sanity-v3's cluster table (UCX settings)
