@@ -201,7 +201,7 @@ func compareItem(ctx context.Context, s Settings, p *Plan, ours []byte) Item {
 		it.OK, it.Detail = true, "not checked: "+missing.Detail
 		return it
 	case err != nil:
-		it.Detail = fmt.Sprintf("the checkout's generator failed where disagg-runner's succeeded: %v", err)
+		it.Detail = fmt.Sprintf("disagg-runner's generator succeeded, but %v", err)
 		return it
 	}
 	d := checkoutgen.Compare(ours, theirs.Script)

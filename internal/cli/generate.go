@@ -132,7 +132,7 @@ func (c *generateCmd) compare(ctx context.Context, env Env, w io.Writer, profile
 	var failed *checkoutgen.FailedError
 	switch {
 	case errors.As(err, &failed):
-		return &differsError{fmt.Sprintf("the checkout's generator failed where disagg-runner's succeeded, so they differ: %v (nothing written)", err)}
+		return &differsError{fmt.Sprintf("disagg-runner's generator succeeded, but %v; they differ (nothing written)", err)}
 	case err != nil:
 		return err
 	}
