@@ -176,6 +176,9 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	defer cancel()
 	cmd := exec.CommandContext(rctx, python, append([]string{res.Generator}, req.Args(launchSh)...)...)
 	cmd.Dir, cmd.Env = req.Dir, req.Env
+	// A python3 that is a wrapper (pyenv's shim) may leave children
+	// holding the output pipes once it is killed: do not wait for them.
+	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()
@@ -218,7 +221,7 @@ func probe(ctx context.Context, python string, req Request) error {
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(pctx, python, "-c", probeScript)
-	cmd.Dir, cmd.Env = req.Dir, req.Env
+	cmd.Dir, cmd.Env, cmd.WaitDelay = req.Dir, req.Env, 5*time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/launch"
 )
@@ -218,5 +219,26 @@ func TestRunReal(t *testing.T) {
 	var fe *FailedError
 	if !errors.As(err, &fe) || fe.Code != 3 || !strings.HasSuffix(err.Error(), "(exit 3): boom: bad config") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestRunTimeout: a generator that hangs is stopped and reported as
+// failed, not waited for.
+func TestRunTimeout(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	_, req := checkout(t, "# gen")
+	py := fakePython(t, "case \"$1\" in -c) echo 3.11.2; exit 0;; esac\nexec sleep 30\n")
+	req.Env = []string{"PATH=" + py + ":/usr/bin:/bin"}
+	req.Timeout = 300 * time.Millisecond
+	start := time.Now()
+	_, err := Run(context.Background(), req)
+	var fe *FailedError
+	if !errors.As(err, &fe) || fe.Code != -1 || !strings.Contains(fe.Stderr, "stopped after 300ms") {
+		t.Fatalf("got %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %s", d)
 	}
 }
