@@ -124,3 +124,34 @@ func TestCheckTable(t *testing.T) {
 		t.Errorf("table:\n%s", s)
 	}
 }
+
+// TestCheckAgainstClusterV3: the perf-sanity-v3 stand-in checkout passes
+// every item, and check names the generation, the UCX row of the cluster
+// name, and the comparison with the checkout's submit.py (a placeholder
+// there, so "not checked").
+func TestCheckAgainstClusterV3(t *testing.T) {
+	j := newJob(t, "v3", "tc_ctx1_gen1_2nodes", nil)
+	j.env["CLUSTER_NAME"] = "gcp-nrt-testcluster"
+	code, items, out := runCheck(t, j)
+	if code != 0 {
+		t.Fatalf("check of a good v3 set-up exited %d:\n%s", code, out)
+	}
+	want := map[string]string{
+		"config YAML valid":                          "(perf-sanity-v3; 2 nodes, 8 GPUs)",
+		"draft matches profile":                      "perf-sanity-v3 (detected: the checkout has jenkins/scripts/perf/cluster_env.py and jenkins/scripts/perf/benchmark_utils.py)",
+		"UCX settings by cluster name":               "UCX: gcp-nrt row (CLUSTER_NAME=gcp-nrt-testcluster)",
+		"launch.sh matches the checkout's submit.py": "not checked: ",
+		"job fits the partition":                     "needs 2 nodes with 4 GPUs each",
+	}
+	for _, it := range items {
+		if w, ok := want[it.Name]; ok {
+			if !strings.Contains(it.Detail, w) {
+				t.Errorf("%s: %q, want it to contain %q", it.Name, it.Detail, w)
+			}
+			delete(want, it.Name)
+		}
+	}
+	for name := range want {
+		t.Errorf("no item %q:\n%s", name, out)
+	}
+}

@@ -331,6 +331,13 @@ var passFailCases = []struct {
 	// with that role's own Rank0 line, code 0) and cancel the job.
 	{"v2 benchmark fails, roles dumped", "v2", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_EXIT": "1"}, 1},
 	{"v2 benchmark passes but a server fails", "v2", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_SERVER_EXIT": "3"}, 14},
+	{"pass v3 with precheck", "v3", "tc_ctx1_gen1_2nodes", nil, 0},
+	{"pass v3 gen-only without context servers", "v3", "tc_gen_only_1node", nil, 0},
+	{"pytest fails v3", "v3", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_EXIT": "1"}, 1},
+	{"v3 benchmark fails, roles dumped", "v3", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_EXIT": "1"}, 1},
+	// The precheck fails before any server starts: no pytest result, even
+	// though the gate copies the failed steps' srun reports into the job log.
+	{"v3 precheck fails", "v3", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_PRECHECK_FAIL": "1"}, 14},
 }
 
 func TestRunOverSSHPassAndFail(t *testing.T) {
@@ -529,22 +536,26 @@ func TestRunUnreachableHost(t *testing.T) {
 }
 
 func TestRunSIGTERMCancelsJob(t *testing.T) {
-	j := newJob(t, "v1", "tc_ctx1_gen1_2nodes", nil)
-	j.hold() // runs until cancelled
-	run := j.start()
-	id := j.running()
-	run.runnerSawRunning()
-	sent := time.Now()
-	run.cmd.Process.Signal(syscall.SIGTERM)
-	// Cancelling waits up to 60 s for Slurm to confirm, collecting up to
-	// 60 s more: beyond both, the runner hangs.
-	r := run.waitWithin(patience)
-	t.Logf("runner exited %s after SIGTERM", time.Since(sent).Round(time.Millisecond))
-	if r.code != 143 {
-		t.Fatalf("exit %d, want 143", r.code)
-	}
-	if out := j.slurm("scontrol", "show", "job", "-o", id); !strings.Contains(out, "JobState=CANCELLED") {
-		t.Errorf("job not CANCELLED in Slurm: %s", out)
+	for _, profile := range []string{"v1", "v3"} {
+		t.Run(profile, func(t *testing.T) {
+			j := newJob(t, profile, "tc_ctx1_gen1_2nodes", nil)
+			j.hold() // runs until cancelled
+			run := j.start()
+			id := j.running()
+			run.runnerSawRunning()
+			sent := time.Now()
+			run.cmd.Process.Signal(syscall.SIGTERM)
+			// Cancelling waits up to 60 s for Slurm to confirm, collecting
+			// up to 60 s more: beyond both, the runner hangs.
+			r := run.waitWithin(patience)
+			t.Logf("runner exited %s after SIGTERM", time.Since(sent).Round(time.Millisecond))
+			if r.code != 143 {
+				t.Fatalf("exit %d, want 143", r.code)
+			}
+			if out := j.slurm("scontrol", "show", "job", "-o", id); !strings.Contains(out, "JobState=CANCELLED") {
+				t.Errorf("job not CANCELLED in Slurm: %s", out)
+			}
+		})
 	}
 }
 
@@ -1057,5 +1068,147 @@ func TestRunPerfVerdictOnTheCluster(t *testing.T) {
 				t.Errorf("exit %d (want %d); stderr says %q: %v", r.code, c.want, c.says, strings.Contains(r.stderr, c.says))
 			}
 		})
+	}
+}
+
+// TestRunV3Precheck runs perf-sanity-v3's cache-transceiver precheck on
+// the cluster: on from the 2-node config's YAML, off through
+// TRTLLM_DISAGG_CT_PRECHECK, and on through it for the 3-node config
+// (whose YAML has it off). The precheck steps must get the models root
+// that ctPrecheckModelRootEnv carries.
+func TestRunV3Precheck(t *testing.T) {
+	cases := []struct {
+		name, config, sw string // sw: TRTLLM_DISAGG_CT_PRECHECK ("" = unset)
+		enabled          bool
+		jobLog           string // a line the job log must hold
+	}{
+		{"on from the YAML", "tc_ctx1_gen1_2nodes", "", true, "Cache transceiver precheck PASSED for all 2 servers"},
+		{"switched off", "tc_ctx1_gen1_2nodes", "off", false, "Cache transceiver precheck disabled (ctPrecheckEnabled=0)"},
+		{"switched on", "tc_ctx1_gen1_3nodes", "1", true, "Cache transceiver precheck PASSED for all 2 servers"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			j := newJob(t, "v3", c.config, nil)
+			if c.sw != "" {
+				j.env["TRTLLM_DISAGG_CT_PRECHECK"] = c.sw
+			}
+			r := j.run()
+			if r.code != 0 {
+				t.Fatalf("exit %d, want 0", r.code)
+			}
+			launch, err := os.ReadFile(filepath.Join(j.workspace, "disagg-runner", j.runID, "launch.sh"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			enabled := map[bool]string{true: "1", false: "0"}[c.enabled]
+			if !bytes.Contains(launch, []byte("\nexport ctPrecheckEnabled="+enabled+"\n")) {
+				t.Errorf("launch.sh does not export ctPrecheckEnabled=%s", enabled)
+			}
+			if !strings.Contains(r.stdout, c.jobLog) {
+				t.Errorf("the job log lacks %q", c.jobLog)
+			}
+			precheck := filepath.Join(j.jobWorkspace(), "disagg_upload-e2e-"+c.config, "cache_transceiver_precheck")
+			if !c.enabled {
+				if _, err := os.Stat(precheck); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("the precheck ran although it is off: %v", err)
+				}
+				return
+			}
+			// The precheck steps' command starts with the models root.
+			models := "LLM_MODELS_ROOT=" + j.env["CLUSTER_LLM_DATA"] + " "
+			for _, step := range []string{"gen_0", "ctx_0"} {
+				b, err := os.ReadFile(filepath.Join(precheck, "logs", step+".log"))
+				if err != nil {
+					t.Errorf("precheck %s: %v", step, err)
+					continue
+				}
+				if !strings.Contains(string(b), models) {
+					t.Errorf("precheck %s was not given %q:\n%s", step, models, b)
+				}
+			}
+			if c.config == "tc_ctx1_gen1_3nodes" {
+				checkPlacement(t, j, r)
+			}
+		})
+	}
+}
+
+// TestRunV3GenOnlyWithoutContext: a gen_only test id whose config says
+// gen_only_no_context runs without any CTX server, on one node.
+func TestRunV3GenOnlyWithoutContext(t *testing.T) {
+	j := newJob(t, "v3", "tc_gen_only_1node", nil)
+	r := j.run()
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	launch, _ := os.ReadFile(filepath.Join(j.workspace, "disagg-runner", j.runID, "launch.sh"))
+	if !bytes.Contains(launch, []byte("\nexport TRTLLM_DISAGG_BENCHMARK_GEN_ONLY=1\n")) || !bytes.Contains(launch, []byte("\nexport totalNodes=1\n")) {
+		t.Errorf("launch.sh is not a one-node gen-only script")
+	}
+	id, _ := r.summary["job_id"].(string)
+	coord, _ := filepath.Glob(filepath.Join(j.jobWorkspace(), "standin-coord", id+".*"))
+	if len(coord) != 1 {
+		t.Fatalf("coordination folder of job %s: found %v", id, coord)
+	}
+	if gen, _ := filepath.Glob(filepath.Join(coord[0], "ranks", "GEN_0.rank*")); len(gen) != 4 {
+		t.Errorf("GEN_0 ran %d ranks, want 4", len(gen))
+	}
+	if ctx, _ := filepath.Glob(filepath.Join(coord[0], "ranks", "CTX_*")); len(ctx) != 0 {
+		t.Errorf("a CTX server ran: %v", ctx)
+	}
+	router, _ := os.ReadFile(filepath.Join(coord[0], "DISAGG_SERVER"))
+	if strings.Contains(string(router), "CTX_") {
+		t.Errorf("the router waited for a CTX server: %q", router)
+	}
+	if !strings.Contains(r.stdout, "Gen-only benchmark without context servers") {
+		t.Errorf("the draft did not run in gen-only mode")
+	}
+}
+
+// TestRunV3ProfileCheckout: with DISAGG_PROFILE=checkout the checkout's
+// own submit.py (our stand-in, testdata/checkout-generator, which writes
+// the launch.sh a dry run of ours made for the same run) makes launch.sh
+// with python3, and the rest of the pipeline runs as usual.
+func TestRunV3ProfileCheckout(t *testing.T) {
+	j := newJob(t, "v3", "tc_ctx1_gen1_2nodes", nil)
+	if out, err := exec.Command("python3", "-c", "import yaml").CombinedOutput(); err != nil {
+		t.Skipf("needs python3 with PyYAML on this machine (Debian: python3-yaml): %v %s", err, out)
+	}
+	if r := j.run("--dry-run"); r.code != 0 {
+		t.Fatalf("dry run: exit %d", r.code)
+	}
+	ours, err := os.ReadFile(filepath.Join(j.workspace, "disagg-runner", j.runID, "launch.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	perf := filepath.Join(j.checkout, "jenkins", "scripts", "perf")
+	copyFile(t, filepath.Join("testdata", "checkout-generator", "submit.py"), filepath.Join(perf, "submit.py"))
+	if err := os.WriteFile(filepath.Join(perf, "standin_launch.sh"), ours, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j.env["DISAGG_PROFILE"] = "checkout"
+	r := j.run()
+	if r.code != 0 {
+		t.Fatalf("exit %d, want 0", r.code)
+	}
+	if !strings.Contains(r.stderr, `profile="checkout: the checkout's jenkins/scripts/perf/submit.py"`) {
+		t.Errorf("launch.sh was not made by the checkout's submit.py")
+	}
+	if p := r.summary["profile"]; p != "checkout" {
+		t.Errorf("summary.json profile %v, want checkout", p)
+	}
+	if argv, err := os.ReadFile(filepath.Join(perf, "standin_argv.json")); err != nil || !strings.Contains(string(argv), `"--stage-name", "tc_ctx1_gen1_2nodes"`) {
+		t.Errorf("the checkout's submit.py did not run with the run's inputs: %v %s", err, argv)
+	}
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
+	"github.com/disagg-runner/disagg-runner/internal/checkoutgen"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
@@ -16,7 +19,14 @@ import (
 func Check(ctx context.Context, s Settings, connect Connector) *Report {
 	r, p := checkLocal(s)
 	if p != nil {
-		r.Add(generateItem(s, p))
+		res, it := generateItem(ctx, s, p)
+		r.Add(it)
+		if p.Profile == launch.V3 && !p.Checkout {
+			r.Add(ucxItem(s))
+		}
+		if res != nil && !p.Checkout {
+			r.Add(compareItem(ctx, s, p, res.Script))
+		}
 	}
 	if connect == nil {
 		return r
@@ -59,7 +69,11 @@ func checkLocal(s Settings) (*Report, *Plan) {
 		r.Add(Item{Name: "config YAML valid", Kind: kind, Detail: err.Error(), Fix: "fix the config file or " + s.name(FieldConfig) + " as the message says"})
 		return r, nil
 	}
-	r.Add(Item{Name: "config YAML valid", OK: true, Detail: fmt.Sprintf("%s (%s; %d nodes, %d GPUs)", p.ConfigPath, p.Profile, p.Hardware.TotalNodes, p.Hardware.TotalGPUs)})
+	profile := string(p.Profile)
+	if p.Checkout {
+		profile = checkoutgen.Profile + ": " + profile + " layout"
+	}
+	r.Add(Item{Name: "config YAML valid", OK: true, Detail: fmt.Sprintf("%s (%s; %d nodes, %d GPUs)", p.ConfigPath, profile, p.Hardware.TotalNodes, p.Hardware.TotalGPUs)})
 	for _, sec := range []string{"hardware", "worker_config", "environment", "benchmark"} {
 		if !p.Config.Sections[sec] {
 			r.Add(Item{Name: "config has " + sec, Kind: Input, Detail: "missing in " + p.ConfigPath, Fix: "add the " + sec + " section to the config YAML"})
@@ -111,18 +125,118 @@ func checkSet(r *Report, s Settings) (allSet bool) {
 	return allSet
 }
 
-// generateItem renders launch.sh in memory and reports whether the draft
-// uses only variables the profile defines (the contract check).
-func generateItem(s Settings, p *Plan) Item {
-	res, err := p.render(s)
+// generateItem renders launch.sh (in memory; with profile checkout in a
+// temporary folder) and reports whether the draft uses only variables the
+// profile defines (the contract check), naming the generation and how it
+// was chosen. It returns the result when launch.sh generates.
+func generateItem(ctx context.Context, s Settings, p *Plan) (*launch.Result, Item) {
+	profile, dir := p.generatorProfile(), ""
+	if p.Checkout {
+		var err error
+		if dir, err = tempInputs(p); err != nil {
+			return nil, Item{Name: "launch.sh generates", Detail: err.Error(), Fix: "make the temporary folder ($TMPDIR) writable"}
+		}
+		defer os.RemoveAll(dir)
+	}
+	res, err := p.render(ctx, s, dir)
 	switch {
 	case err != nil:
-		return Item{Name: "launch.sh generates", Kind: Input, Detail: err.Error(), Fix: "fix the input named in the message"}
+		return nil, renderFailed(s, err)
 	case len(res.Contract) > 0:
-		return Item{Name: "draft matches profile", Kind: Input, Detail: launch.FormatMissing(p.DraftPath, p.Profile, res.Contract),
+		return res, Item{Name: "draft matches profile", Kind: Input, Detail: launch.FormatMissing(p.DraftPath, profile, res.Contract),
 			Fix: "use the draft of the same TensorRT-LLM era, or choose the other profile with " + s.name(FieldProfile)}
 	}
-	return Item{Name: "draft matches profile", OK: true, Detail: string(p.Profile)}
+	return res, Item{Name: "draft matches profile", OK: true, Detail: fmt.Sprintf("%s (%s)", profile, p.ProfileWhy)}
+}
+
+// renderFailed is the item of a launch.sh that did not generate: bad
+// input, or with profile checkout a generator that cannot run here.
+func renderFailed(s Settings, err error) Item {
+	var missing *checkoutgen.MissingError
+	if errors.As(err, &missing) {
+		return Item{Name: "launch.sh generates", Kind: Prerequisite, Detail: err.Error(),
+			Fix: "install what the message names, or leave " + s.name(FieldProfile) + " unset to use disagg-runner's own generator"}
+	}
+	it := Item{Name: "launch.sh generates", Kind: Input, Detail: err.Error(), Fix: "fix the input named in the message"}
+	var root *launch.ModelsRootError
+	if errors.As(err, &root) && s.PytestCommand != "" {
+		it.Detail += fmt.Sprintf(" (%s replaces the runner's pytest line, which sets LLM_MODELS_ROOT to %s: start it with LLM_MODELS_ROOT=<models root>)", s.name(FieldPytestCommand), s.name(FieldModelsRoot))
+	}
+	return it
+}
+
+// ucxItem says which row of perf-sanity-v3's cluster table (UCX settings)
+// the cluster name selects.
+func ucxItem(s Settings) Item {
+	it := Item{Name: "UCX settings by cluster name", OK: true}
+	row := launch.UCXRow(s.ClusterName)
+	switch {
+	case row != "":
+		it.Detail = fmt.Sprintf("UCX: %s row (%s=%s)", row, s.name(FieldClusterName), s.ClusterName)
+	case s.ClusterName == "":
+		it.Detail = fmt.Sprintf("no cluster row: defaults (%s not set)", s.name(FieldClusterName))
+	default:
+		it.Detail = fmt.Sprintf("no cluster row: defaults (%s=%s starts with none of %s)", s.name(FieldClusterName), s.ClusterName, strings.Join(launch.UCXRows(), ", "))
+	}
+	return it
+}
+
+// compareItem runs the checkout's own generator on the same inputs and
+// compares its launch.sh with ours: the guard against a generation
+// disagg-runner does not know. Where it cannot run (no python3, PyYAML or
+// generator), the item passes and says so.
+func compareItem(ctx context.Context, s Settings, p *Plan, ours []byte) Item {
+	it := Item{Name: "launch.sh matches the checkout's submit.py", Kind: Input,
+		Fix: "this checkout's generator is of a generation disagg-runner does not know: set " + s.name(FieldProfile) + "=" + checkoutgen.Profile + " to use it as it is, or use a newer disagg-runner"}
+	dir, err := tempInputs(p)
+	if err != nil {
+		it.Detail, it.Kind, it.Fix = err.Error(), Prerequisite, "make the temporary folder ($TMPDIR) writable"
+		return it
+	}
+	defer os.RemoveAll(dir)
+	theirs, err := checkoutgen.Run(ctx, p.checkoutRequest(s, dir))
+	var missing *checkoutgen.MissingError
+	switch {
+	case errors.As(err, &missing):
+		it.OK, it.Detail = true, "not checked: "+missing.Detail
+		return it
+	case err != nil:
+		it.Detail = fmt.Sprintf("disagg-runner's generator succeeded, but %v", err)
+		return it
+	}
+	d := checkoutgen.Compare(ours, theirs.Script)
+	if d == nil {
+		it.OK, it.Detail = true, fmt.Sprintf("identical to what %s writes (%s)", theirs.Generator, theirs.Python)
+		return it
+	}
+	it.Detail = fmt.Sprintf("differs from what %s writes, first at line %d: disagg-runner %s, submit.py %s",
+		theirs.Generator, d.Line, shortLine(d.Ours, d.OursMissing), shortLine(d.Theirs, d.TheirsMissing))
+	return it
+}
+
+// tempInputs writes the generator's inputs into a new temporary folder,
+// for the checkout's generator, which reads files.
+func tempInputs(p *Plan) (string, error) {
+	dir, err := os.MkdirTemp("", "disagg-runner-check-")
+	if err != nil {
+		return "", err
+	}
+	if err := p.writeInputsTo(dir); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+// shortLine shows a line of a differing launch.sh in one table cell.
+func shortLine(line string, missing bool) string {
+	if missing {
+		return "(no such line)"
+	}
+	if r := []rune(line); len(r) > 100 {
+		line = string(r[:100]) + "..."
+	}
+	return strconv.Quote(line)
 }
 
 func workspaceItem(s Settings) Item {

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
+	"github.com/disagg-runner/disagg-runner/internal/checkoutgen"
 	"github.com/disagg-runner/disagg-runner/internal/config"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
 	"github.com/disagg-runner/disagg-runner/prefix"
@@ -17,7 +20,12 @@ import (
 // Plan is everything a run needs, computed once from Settings and the
 // parsed config before anything is written or submitted.
 type Plan struct {
-	Profile    launch.Profile
+	Profile launch.Profile // with Checkout: the layout of the checkout's generation
+	// Checkout says that the checkout's own generator makes launch.sh
+	// (profile checkout), not ours.
+	Checkout bool
+	// ProfileWhy says how the profile was chosen, for check.
+	ProfileWhy string
 	ConfigPath string
 	Config     *config.Config
 	TestMode   string // v2 test-id mode: e2e or gen_only
@@ -35,6 +43,14 @@ type Plan struct {
 	JobWorkspace string // on the cluster
 
 	Files prefix.Files // the generator's three inputs
+}
+
+// generatorProfile names the generator: the profile, or checkout.
+func (p *Plan) generatorProfile() launch.Profile {
+	if p.Checkout {
+		return checkoutgen.Profile
+	}
+	return p.Profile
 }
 
 // planPaths fills the paths that follow from the settings alone.
@@ -63,18 +79,22 @@ func planPaths(s Settings) *Plan {
 
 // loadConfig reads and parses the config once and computes the layout.
 func (p *Plan) loadConfig(s Settings) error {
-	if s.Profile != "" {
-		prof, err := launch.ParseProfile(s.Profile)
-		if err != nil {
-			return fmt.Errorf("%s: %w", s.name(FieldProfile), err)
-		}
-		p.Profile = prof
-	} else {
+	switch s.Profile {
+	case checkoutgen.Profile:
+		p.Checkout, p.Profile = true, DetectLayout("", s.TRTLLMDir)
+		p.ProfileWhy = fmt.Sprintf("chosen with %s: the checkout's own %s makes launch.sh, in the %s layout", s.name(FieldProfile), checkoutgen.Script(p.Profile), p.Profile)
+	case "":
 		prof, err := DetectProfileChecked("", s.TRTLLMDir)
 		if err != nil {
 			return err
 		}
-		p.Profile = prof
+		p.Profile, p.ProfileWhy = prof, "detected: "+launch.Evidence(prof)
+	default:
+		prof, err := launch.ParseProfile(s.Profile)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name(FieldProfile), err)
+		}
+		p.Profile, p.ProfileWhy = prof, "chosen with "+s.name(FieldProfile)
 	}
 	p.ConfigPath = launch.ConfigPath(p.Profile, s.TRTLLMDir, s.ConfigName)
 	data, err := os.ReadFile(p.ConfigPath)
@@ -147,10 +167,21 @@ func (p *Plan) buildInputs(s Settings) error {
 	return err
 }
 
-// render generates launch.sh from the plan: the inputs and the parsed
-// config are handed over as they are; only the checkout's own files (the
-// draft and what lies beside it) are read.
-func (p *Plan) render(s Settings) (*launch.Result, error) {
+// render generates launch.sh from the plan: by our generator, or with
+// profile checkout by the checkout's own, which reads the three inputs
+// from files in inputsDir (run's stage 2 has written them there; check
+// writes them to a temporary folder).
+func (p *Plan) render(ctx context.Context, s Settings, inputsDir string) (*launch.Result, error) {
+	if p.Checkout {
+		return p.renderCheckout(ctx, s, inputsDir)
+	}
+	return p.renderOurs(s)
+}
+
+// renderOurs is our generator: the inputs and the parsed config are
+// handed over as they are; only the checkout's own files (the draft and
+// what lies beside it) are read.
+func (p *Plan) renderOurs(s Settings) (*launch.Result, error) {
 	return launch.Generate(launch.Request{
 		Profile:        p.Profile,
 		LLMSrc:         s.TRTLLMDir,
@@ -170,6 +201,62 @@ func (p *Plan) render(s Settings) (*launch.Result, error) {
 		Config:         p.Config,
 		Names:          s.launchInputName,
 	}, os.ReadFile)
+}
+
+// renderCheckout runs the checkout's own generator and checks the draft's
+// variables against what it wrote, as for our profiles. Its stderr lines
+// become warnings.
+func (p *Plan) renderCheckout(ctx context.Context, s Settings, inputsDir string) (*launch.Result, error) {
+	draft, err := os.ReadFile(p.DraftPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.name(FieldDraft), err)
+	}
+	out, err := checkoutgen.Run(ctx, p.checkoutRequest(s, inputsDir))
+	if err != nil {
+		return nil, err
+	}
+	res := &launch.Result{Script: out.Script, Profile: p.Profile, ConfigPath: p.ConfigPath, Config: p.Config, Hardware: p.Hardware}
+	res.Contract = launch.CheckContract(launch.ContractInput{Draft: draft, DraftPath: p.DraftPath, Defined: [][]byte{out.Script}})
+	for _, l := range strings.Split(string(out.Stderr), "\n") {
+		if strings.TrimSpace(l) != "" {
+			res.Warnings = append(res.Warnings, out.Generator+": "+l)
+		}
+	}
+	return res, nil
+}
+
+// checkoutRequest is the checkout's own generator on the plan's inputs,
+// in inputsDir, with the flags its generation takes: the stage name from
+// perf-sanity-v2 on, the cluster name from perf-sanity-v3 on (or whenever
+// it is set with profile checkout).
+func (p *Plan) checkoutRequest(s Settings, inputsDir string) checkoutgen.Request {
+	req := checkoutgen.Request{
+		Profile: p.Profile, LLMSrc: s.TRTLLMDir, DraftLaunchSh: p.DraftPath, RunSh: p.RunSh, InstallSh: p.InstallSh,
+		TestList:     filepath.Join(inputsDir, TestListName),
+		ScriptPrefix: filepath.Join(inputsDir, ScriptPrefixName),
+		SrunArgs:     filepath.Join(inputsDir, SrunArgsName),
+		Dir:          inputsDir, Env: s.GeneratorEnv,
+	}
+	if p.Profile != launch.V1 {
+		req.StageName = p.StageName
+	}
+	if p.Profile == launch.V3 || p.Checkout {
+		req.ClusterName = s.ClusterName
+	}
+	return req
+}
+
+// writeInputsTo writes the generator's three inputs into dir.
+func (p *Plan) writeInputsTo(dir string) error {
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{TestListName, p.Files.TestList}, {ScriptPrefixName, p.Files.ScriptPrefix}, {SrunArgsName, p.Files.SrunArgs}} {
+		if err := atomicfile.Write(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // launchInputName names the generator's inputs as the run's user knows
@@ -218,6 +305,20 @@ func DetectProfileChecked(dir, llmSrc string) (launch.Profile, error) {
 		return filepath.Join(dir, p)
 	}
 	return launch.DetectChecked(llmSrc, func(p string) bool { return isFile(in(p)) }, func(p string) bool { return isDir(in(p)) })
+}
+
+// DetectLayout is the generation whose layout (config folder, test ids,
+// generator path) a checkout has, by launch.Detect: unlike
+// DetectProfileChecked it accepts a checkout between the pinned
+// generations, whose own generator profile checkout runs.
+func DetectLayout(dir, llmSrc string) launch.Profile {
+	in := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	return launch.Detect(llmSrc, func(p string) bool { return isFile(in(p)) }, func(p string) bool { return isDir(in(p)) })
 }
 
 func isFile(p string) bool {

@@ -96,12 +96,19 @@ func (j *jobRun) collect(ctx context.Context) error {
 	}
 	xmls, _ := filepath.Glob(filepath.Join(j.resultsDir, "results*.xml"))
 	for _, x := range xmls {
+		if strings.HasPrefix(filepath.Base(x), precheckJUnitPrefix) {
+			continue // the precheck gate's, not pytest's: Jenkins shows it, the verdict does not count it
+		}
 		if b, rerr := os.ReadFile(x); rerr == nil {
 			j.ev.JUnit = append(j.ev.JUnit, b)
 		}
 	}
 	return err
 }
+
+// precheckJUnitPrefix names the cache-transceiver precheck gate's junit
+// file (results-ct-precheck.xml), collected with pytest's.
+const precheckJUnitPrefix = "results-ct-precheck"
 
 // resultNames are what Jenkins' junit and archiveArtifacts get.
 func resultNames(testID string) []string {

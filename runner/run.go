@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
+	"github.com/disagg-runner/disagg-runner/internal/checkoutgen"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
@@ -95,7 +96,7 @@ func (r *run) check(context.Context) error {
 	}
 	r.plan = plan
 	p := plan
-	r.out.Profile, r.out.Config, r.out.TestID = string(p.Profile), p.ConfigPath, p.Files.TestID
+	r.out.Profile, r.out.Config, r.out.TestID = string(p.generatorProfile()), p.ConfigPath, p.Files.TestID
 	r.out.JobWorkspace, r.out.ResultsDir = p.JobWorkspace, p.ResultsDir
 	return nil
 }
@@ -107,13 +108,8 @@ func (r *run) writeInputs(context.Context) error {
 	if err := os.MkdirAll(p.LocalDir, 0o755); err != nil {
 		return &WorkspaceError{err}
 	}
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{TestListName, p.Files.TestList}, {ScriptPrefixName, p.Files.ScriptPrefix}, {SrunArgsName, p.Files.SrunArgs}} {
-		if err := atomicfile.Write(filepath.Join(p.LocalDir, f.name), f.data, 0o644); err != nil {
-			return &WorkspaceError{err}
-		}
+	if err := p.writeInputsTo(p.LocalDir); err != nil {
+		return &WorkspaceError{err}
 	}
 	r.con.Log.Info("inputs written", "dir", p.LocalDir, "test", p.Files.TestID)
 	return nil
@@ -121,14 +117,14 @@ func (r *run) writeInputs(context.Context) error {
 
 // generate is stage 3: launch.sh from the plan, the contract check, and
 // the script written beside the inputs.
-func (r *run) generate(context.Context) error {
+func (r *run) generate(ctx context.Context) error {
 	p := r.plan
-	res, err := p.render(r.s)
+	res, err := p.render(ctx, r.s, p.LocalDir)
 	if err != nil {
-		return &CheckFailed{Items: []Item{{Name: "launch.sh generates", Kind: Input, Detail: err.Error()}}}
+		return &CheckFailed{Items: []Item{renderFailed(r.s, err)}}
 	}
 	if len(res.Contract) > 0 {
-		return &CheckFailed{Items: []Item{{Name: "draft matches profile", Kind: Input, Detail: launch.FormatMissing(p.DraftPath, p.Profile, res.Contract)}}}
+		return &CheckFailed{Items: []Item{{Name: "draft matches profile", Kind: Input, Detail: launch.FormatMissing(p.DraftPath, p.generatorProfile(), res.Contract)}}}
 	}
 	r.launch = res
 	launchPath := filepath.Join(p.LocalDir, LaunchName)
@@ -139,7 +135,11 @@ func (r *run) generate(context.Context) error {
 		r.con.Log.Warn(w)
 	}
 	h := res.Hardware
-	r.con.Log.Info("launch.sh generated", "path", launchPath, "profile", p.Profile, "nodes", h.TotalNodes, "gpus", h.TotalGPUs,
+	by := string(p.Profile)
+	if p.Checkout {
+		by = checkoutgen.Profile + ": the checkout's " + checkoutgen.Script(p.Profile)
+	}
+	r.con.Log.Info("launch.sh generated", "path", launchPath, "profile", by, "nodes", h.TotalNodes, "gpus", h.TotalGPUs,
 		"ctx", fmt.Sprintf("%dx%d", h.NumCtxServers, h.GPUsPerCtxServer), "gen", fmt.Sprintf("%dx%d", h.NumGenServers, h.GPUsPerGenServer))
 	return nil
 }

@@ -92,6 +92,10 @@ type Settings struct {
 	// ModelsRootEnv is the submitter's LLM_MODELS_ROOT, v3's fallback
 	// when the pytest line sets none (the runner's own line does).
 	ModelsRootEnv string
+	// GeneratorEnv is the environment of the checkout's own generator
+	// (profile checkout, and check's comparison with it); its PATH is
+	// where python3 is looked for. nil: the runner's own.
+	GeneratorEnv []string
 
 	// Names turns an input's name (the Field constants) into the words
 	// its user knows, such as a flag or an environment variable; nil

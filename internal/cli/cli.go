@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,6 +73,27 @@ func (e Env) abs(p string) string {
 		return p
 	}
 	return filepath.Join(e.Dir, p)
+}
+
+// childEnviron is the environment of a process the command starts (the
+// checkout's generator): the process's own, except that the variables the
+// generator depends on take their value from the Env (a test's may differ
+// from the process's).
+func (e Env) childEnviron() []string {
+	names := []string{"PATH", "TRTLLM_DISAGG_CT_PRECHECK", "LLM_MODELS_ROOT", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(names, name) {
+			env = append(env, kv)
+		}
+	}
+	for _, name := range names {
+		if v, ok := e.LookupEnv(name); ok {
+			env = append(env, name+"="+v)
+		}
+	}
+	return env
 }
 
 // Getenv returns the variable's value, "" when unset.

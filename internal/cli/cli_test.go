@@ -2,9 +2,12 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/alecthomas/kong"
@@ -15,16 +18,21 @@ import (
 // txtar scenarios in testdata/script: help, flags and their environment
 // variables, exit codes, --dry-run, generate, and check without a
 // cluster. `disagg-runner ARGS` runs Main in the script's folder with the
-// script's environment; `code N` asserts the last exit code.
+// script's environment; `code N` asserts the last exit code. $CHECKOUT_V1,
+// $CHECKOUT_V2 and $CHECKOUT_V3 are the stand-in checkouts, $STANDIN_SUBMIT
+// our stand-in for a checkout's own submit.py, $ORIG_PATH the PATH before
+// a script changes it; the condition [pyyaml] holds
+// where python3 with PyYAML is installed.
 func TestScripts(t *testing.T) {
-	checkout, err := filepath.Abs(filepath.Join("..", "..", "testdata", "trtllm-v2"))
-	if err != nil {
-		t.Fatal(err)
+	testdata := func(p string) string {
+		abs, err := filepath.Abs(filepath.Join("..", "..", "testdata", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return abs
 	}
-	golden, err := filepath.Abs(filepath.Join("..", "..", "testdata", "shared", "golden"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	golden := testdata(filepath.Join("shared", "golden"))
+	pyyaml := exec.Command("python3", "-c", "import yaml").Run() == nil
 	// kong applies the process's own variables before Main's resolver
 	// sees the script's: none of the flags' variables may leak in from
 	// the environment the tests run in (scripts/test exports the test
@@ -38,9 +46,19 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: filepath.Join("testdata", "script"),
 		Setup: func(env *testscript.Env) error {
-			env.Setenv("CHECKOUT_V2", checkout)
+			for _, v := range []string{"v1", "v2", "v3"} {
+				env.Setenv("CHECKOUT_"+strings.ToUpper(v), testdata("trtllm-"+v))
+			}
+			env.Setenv("STANDIN_SUBMIT", testdata(filepath.Join("checkout-generator", "submit.py")))
 			env.Setenv("GOLDEN", golden)
+			env.Setenv("ORIG_PATH", env.Getenv("PATH"))
 			return nil
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond == "pyyaml" {
+				return pyyaml, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"disagg-runner": runMain,

@@ -85,7 +85,7 @@ type jobFlags struct {
 	DraftLaunchSh string `name:"draft-launch-sh" env:"DRAFT_LAUNCH_SH" help:"The draft launch logic, local path. Default: <trtllm-dir>/jenkins/scripts/perf/disaggregated/slurm_launch_draft.sh." placeholder:"FILE"`
 	PytestCommand string `name:"pytest-command" env:"PYTEST_COMMAND" help:"Replaces the default pytest command whole (a plain command line: no quotes, ; or $(...))." placeholder:"CMD"`
 	StageName     string `name:"stage-name" env:"STAGE_NAME" help:"Stage name (perf-sanity-v2 derives UCX settings from it; shown in results). Default: Jenkins' STAGE_NAME, else the config name." placeholder:"NAME"`
-	Profile       string `name:"profile" env:"DISAGG_PROFILE" enum:",disagg-v1,perf-sanity-v2,perf-sanity-v3" default:"" help:"Generator profile: disagg-v1, perf-sanity-v2 or perf-sanity-v3. Default: detected from the checkout."`
+	Profile       string `name:"profile" env:"DISAGG_PROFILE" enum:",disagg-v1,perf-sanity-v2,perf-sanity-v3,checkout" default:"" help:"Generator profile: disagg-v1, perf-sanity-v2 or perf-sanity-v3, or checkout: the checkout's own submit.py, run with python3 (needs PyYAML), makes launch.sh, for a generation disagg-runner does not know; the rest of the run is the same. Default: detected from the checkout."`
 	ClusterName   string `name:"cluster-name" env:"CLUSTER_NAME" help:"Cluster name for perf-sanity-v3's UCX table (generate --cluster-name). Default: none (no cluster row)." placeholder:"NAME"`
 	RunID         string `name:"run-id" env:"DISAGG_RUN_ID" help:"Names this run's local folder and job workspace. Default: Jenkins' BUILD_TAG plus the config name (so a retried step re-attaches to its job), else user, time and a random suffix." placeholder:"ID"`
 }
@@ -129,6 +129,7 @@ func (j jobFlags) settings(env Env, conn connFlags, now time.Time) (runner.Setti
 	if v, ok := env.LookupEnv("TRTLLM_DISAGG_CT_PRECHECK"); ok {
 		s.PrecheckSwitch = &v
 	}
+	s.GeneratorEnv = env.childEnviron()
 	return s, nil
 }
 

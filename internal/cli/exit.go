@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/disagg-runner/disagg-runner/internal/checkoutgen"
 	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/internal/transport"
 	"github.com/disagg-runner/disagg-runner/runner"
@@ -34,6 +35,8 @@ func exitCode(ctx context.Context, out *runner.Outcome, err error) (code int, us
 		usage   *usageError
 		failing *checksFailed
 		cluster *runner.ClusterError
+		differs *differsError
+		missing *checkoutgen.MissingError
 	)
 	switch {
 	case errors.As(err, &check):
@@ -44,8 +47,10 @@ func exitCode(ctx context.Context, out *runner.Outcome, err error) (code int, us
 			return exitcode.BadInput, true
 		}
 		return exitcode.Prerequisite, true
-	case errors.As(err, &failing):
+	case errors.As(err, &failing), errors.As(err, &missing):
 		return exitcode.Prerequisite, true
+	case errors.As(err, &differs):
+		return exitcode.BadInput, true
 	case errors.Is(err, transport.ErrUnreachable), errors.As(err, &cluster):
 		return exitcode.Unreachable, true
 	case errors.Is(err, sbatch.ErrSubmitRefused):
@@ -74,6 +79,12 @@ func badInput(err error) error {
 	}
 	return &usageError{err}
 }
+
+// differsError is generate --compare-with-checkout finding that the
+// checkout's own generator writes another launch.sh (exit 11).
+type differsError struct{ msg string }
+
+func (e *differsError) Error() string { return e.msg }
 
 // checksFailed is `check`'s failure: the table above says what failed.
 type checksFailed struct{ failed, total int }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
+	"github.com/disagg-runner/disagg-runner/internal/checkoutgen"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
 	"github.com/disagg-runner/disagg-runner/runner"
 )
@@ -28,14 +30,21 @@ type generateCmd struct {
 	StageName     string `name:"stage-name" default:"" help:"perf-sanity-v2: the Jenkins stage name; GB300 and B200 in it select UCX settings. perf-sanity-v3: written as stageName (omitted when empty)."`
 	ClusterName   string `name:"cluster-name" default:"" help:"perf-sanity-v3: the cluster's name; its prefix (gcp-nrt, oci-aga, nsc-svg, aws-cmh, aws-dfw, any case) selects UCX settings. Empty (the default, or --cluster-name=) selects none." placeholder:"NAME"`
 
-	Profile        string `name:"profile" env:"DISAGG_PROFILE" enum:",disagg-v1,perf-sanity-v2,perf-sanity-v3" default:"" help:"Generator profile: disagg-v1, perf-sanity-v2 or perf-sanity-v3. Default: detected from the checkout: perf-sanity-v3 when it has jenkins/scripts/perf/cluster_env.py and benchmark_utils.py (one without the other is refused), else perf-sanity-v2 when it has jenkins/scripts/perf/submit.py and tests/scripts/perf-sanity/disaggregated/, else disagg-v1."`
+	Profile        string `name:"profile" env:"DISAGG_PROFILE" enum:",disagg-v1,perf-sanity-v2,perf-sanity-v3,checkout" default:"" help:"Generator profile: disagg-v1, perf-sanity-v2 or perf-sanity-v3, or checkout: run the checkout's own submit.py with python3 (needs PyYAML) instead of disagg-runner's generator, for a generation disagg-runner does not know. Default: detected from the checkout: perf-sanity-v3 when it has jenkins/scripts/perf/cluster_env.py and benchmark_utils.py (one without the other is refused), else perf-sanity-v2 when it has jenkins/scripts/perf/submit.py and tests/scripts/perf-sanity/disaggregated/, else disagg-v1."`
 	Print          bool   `name:"print" help:"Write the generated script to stdout instead of --launch-sh; the summary goes to stderr."`
 	StrictContract bool   `name:"strict-contract" help:"Fail (exit 11, nothing written) when the draft uses variables the profile does not define. Without it, generate only warns; run always refuses."`
+	Compare        bool   `name:"compare-with-checkout" help:"Also run the checkout's own submit.py (jenkins/scripts/perf/submit.py; disagg-v1: jenkins/scripts/perf/disaggregated/submit.py, with --run-ci) with python3 on the same inputs, into a temporary folder, and compare its launch.sh with ours byte for byte: prints identical (exit 0; --launch-sh/--print then get the script as usual), or the first differing line of both (exit 11, nothing written). Exit 10 when python3, its PyYAML or the checkout's generator is missing. --launch-sh is optional with it."`
 }
 
 func (c *generateCmd) Run(ctx context.Context, env Env) error {
-	if c.LaunchSh == "" && !c.Print {
+	if c.LaunchSh == "" && !c.Print && !c.Compare {
 		return badInput(errors.New("--launch-sh is required (or --print to write the script to stdout)"))
+	}
+	if c.Profile == checkoutgen.Profile {
+		if c.Compare {
+			return badInput(errors.New("--compare-with-checkout compares disagg-runner's generator with the checkout's; with --profile checkout there is nothing to compare"))
+		}
+		return c.runCheckout(ctx, env)
 	}
 	profile := launch.Profile(c.Profile)
 	if profile == "" {
@@ -85,6 +94,14 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 		fmt.Fprintf(env.Stderr, "disagg-runner: warning: %s\n", msg)
 	}
 	writeSummary(summary, res)
+	if c.Compare {
+		if err := c.compare(ctx, env, summary, profile, res.Script); err != nil {
+			return err
+		}
+		if c.LaunchSh == "" && !c.Print {
+			return nil
+		}
+	}
 	if c.Print {
 		_, err := env.Stdout.Write(res.Script)
 		return err
@@ -94,6 +111,93 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 	}
 	fmt.Fprintf(summary, "Launch script generated at: %s\n", c.LaunchSh)
 	return nil
+}
+
+// checkoutRequest is the checkout's own generator on generate's inputs,
+// flag for flag, run from the Env's folder with its PATH.
+func (c *generateCmd) checkoutRequest(env Env, profile launch.Profile) checkoutgen.Request {
+	return checkoutgen.Request{
+		Profile: profile, LLMSrc: c.LLMSrc, TestList: c.TestList, DraftLaunchSh: c.DraftLaunchSh,
+		RunSh: c.RunSh, InstallSh: c.InstallSh, ScriptPrefix: c.ScriptPrefix, SrunArgs: c.SrunArgs,
+		SplitGroup: c.SplitGroup, StageName: c.StageName, ClusterName: c.ClusterName,
+		Dir: env.Dir, Env: env.childEnviron(), LaunchShName: c.LaunchSh,
+	}
+}
+
+// compare runs the checkout's own generator on the same inputs and
+// compares its launch.sh with ours.
+func (c *generateCmd) compare(ctx context.Context, env Env, w io.Writer, profile launch.Profile, ours []byte) error {
+	req := c.checkoutRequest(env, profile)
+	theirs, err := checkoutgen.Run(ctx, req)
+	var failed *checkoutgen.FailedError
+	switch {
+	case errors.As(err, &failed):
+		return &differsError{fmt.Sprintf("disagg-runner's generator succeeded, but %v; they differ (nothing written)", err)}
+	case err != nil:
+		return err
+	}
+	d := checkoutgen.Compare(ours, theirs.Script)
+	if d == nil {
+		fmt.Fprintf(w, "identical: launch.sh is byte for byte what %s writes (%s)\n", theirs.Generator, theirs.Python)
+		return nil
+	}
+	fmt.Fprintf(w, "launch.sh differs from what %s writes (%s).\n%s", theirs.Generator, theirs.Python, d.Format("disagg-runner", "submit.py"))
+	return &differsError{fmt.Sprintf("launch.sh differs from the checkout's generator %s at line %d (nothing written): this checkout may be of a generation disagg-runner does not know; --profile checkout uses its own submit.py", theirs.Generator, d.Line)}
+}
+
+// runCheckout is --profile checkout: the checkout's own submit.py makes
+// launch.sh; disagg-runner writes it (atomically) or prints it, and checks
+// the draft's variables against it as for its own profiles.
+func (c *generateCmd) runCheckout(ctx context.Context, env Env) error {
+	req := c.checkoutRequest(env, runner.DetectLayout(env.Dir, c.LLMSrc))
+	summary := env.Stdout
+	if c.Print {
+		summary, req.LaunchShName = env.Stderr, "(stdout)"
+	}
+	// The draft is read first: a missing one is bad input, whatever the
+	// checkout's generator would say.
+	draft, err := os.ReadFile(env.abs(c.DraftLaunchSh))
+	if err != nil {
+		return badInput(pathError("--draft-launch-sh", c.DraftLaunchSh, err))
+	}
+	res, err := checkoutgen.Run(ctx, req)
+	var missing *checkoutgen.MissingError
+	switch {
+	case errors.As(err, &missing):
+		return err
+	case err != nil:
+		return badInput(err)
+	}
+	fmt.Fprintf(summary, "Profile: %s (%s, run by %s)\n", checkoutgen.Profile, res.Generator, res.Python)
+	if missing := launch.CheckContract(launch.ContractInput{Draft: draft, DraftPath: c.DraftLaunchSh, Defined: [][]byte{res.Script}}); len(missing) > 0 {
+		msg := launch.FormatMissing(c.DraftLaunchSh, checkoutgen.Profile, missing)
+		if c.StrictContract {
+			return badInput(errors.New(msg))
+		}
+		fmt.Fprintf(env.Stderr, "disagg-runner: warning: %s\n", msg)
+	}
+	if c.Print {
+		if _, err := env.Stdout.Write(res.Script); err != nil {
+			return err
+		}
+	} else if err := atomicfile.Write(env.abs(c.LaunchSh), res.Script, 0o644); err != nil {
+		return badInput(fmt.Errorf("writing --launch-sh: %w", err))
+	}
+	// Its own output, as a drop-in passes it on; it says where the script
+	// went (the temporary path replaced by --launch-sh).
+	summary.Write(res.Stdout)
+	env.Stderr.Write(res.Stderr)
+	return nil
+}
+
+// pathError names a file input by its flag and path, with the reason
+// alone (an *fs.PathError would name the path twice).
+func pathError(flag, path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("%s %s: %w", flag, path, err)
 }
 
 // generateFlags names the generator's inputs by generate's flags, which
@@ -145,5 +249,5 @@ func writeSummary(w io.Writer, res *launch.Result) {
 
 func (c *generateCmd) Help() string {
 	return "Environment: TRTLLM_DISAGG_CT_PRECHECK switches the cache-transceiver precheck on or off (perf-sanity-v2: 1 is on, anything else off; perf-sanity-v3: 1/true/on/yes or 0/false/off/no, any case, anything else is an error); unset, the config's cache_transceiver_precheck.enabled decides. LLM_MODELS_ROOT (perf-sanity-v3) is the models root when the pytestCommand line does not assign one.\n\n" +
-		"Exit codes: 0 written; 11 bad input (nothing is written), including --strict-contract's refusal of a draft that uses variables the profile does not define."
+		"Exit codes: 0 written (with --compare-with-checkout: identical to the checkout's submit.py); 10 python3, PyYAML or the checkout's submit.py missing (--compare-with-checkout, --profile checkout); 11 bad input (nothing is written), including --strict-contract's refusal of a draft that uses variables the profile does not define, the checkout's submit.py failing, and a launch.sh that differs from the checkout's (--compare-with-checkout)."
 }

@@ -97,6 +97,17 @@ func detectV2V1(llmSrc string, isFile, isDir func(string) bool) Profile {
 	return V1
 }
 
+// Evidence says what in a checkout makes Detect choose p.
+func Evidence(p Profile) string {
+	switch p {
+	case V3:
+		return "the checkout has " + v3ClusterEnvFile + " and " + v3BenchmarkUtilsFile
+	case V2:
+		return "the checkout has " + v2GeneratorFile + " and " + v2ConfigFolder + ", and neither v3 helper module"
+	}
+	return "the checkout has neither the v3 helper modules nor " + v2GeneratorFile + " with " + v2ConfigFolder
+}
+
 // ConfigPath is where the profile looks for the config named by a test id,
 // built exactly as upstream builds it (relative when llmSrc is).
 func ConfigPath(p Profile, llmSrc, configName string) string {

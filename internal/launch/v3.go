@@ -98,11 +98,11 @@ func generateV3(req Request, read ReadFunc) (*Result, error) {
 		root, rootFound, problem = modelsRoot(pytestLine, hasPytest, req.ModelsRootEnv)
 		switch {
 		case problem != nil && !res.Skipped:
-			return nil, fmt.Errorf("%s %s: %w", req.name(InputScriptPrefix), req.PrefixPath, problem)
+			return nil, &ModelsRootError{fmt.Errorf("%s %s: %w", req.name(InputScriptPrefix), req.PrefixPath, problem)}
 		case problem != nil:
 			res.Warnings = append(res.Warnings, "WARNING: "+problem.Error()+" (the test is SKIP-waived, so its precheck does not run)")
 		case root == "" && !res.Skipped:
-			return nil, errors.New("enabled cache-transceiver precheck requires LLM_MODELS_ROOT (the pytestCommand line assigns it an empty value; set it there, or turn the precheck off with TRTLLM_DISAGG_CT_PRECHECK=0)")
+			return nil, &ModelsRootError{errors.New("enabled cache-transceiver precheck requires LLM_MODELS_ROOT (the pytestCommand line assigns it an empty value; set it there, or turn the precheck off with TRTLLM_DISAGG_CT_PRECHECK=0)")}
 		}
 	}
 	res.Precheck = switchOn && !res.Skipped
@@ -218,6 +218,14 @@ func precheckSwitchV3(sw *string, c *config.Config) (bool, error) {
 	return true, nil
 }
 
+// ModelsRootError is perf-sanity-v3's enabled precheck finding no usable
+// models root (LLM_MODELS_ROOT) in the pytest line or the environment; a
+// caller that makes the pytest line itself can say how to fix it.
+type ModelsRootError struct{ Err error }
+
+func (e *ModelsRootError) Error() string { return e.Err.Error() }
+func (e *ModelsRootError) Unwrap() error { return e.Err }
+
 // modelsRoot finds the models root the precheck needs: the pytest line's
 // leading LLM_MODELS_ROOT assignment (even an empty one), else the
 // submitter's LLM_MODELS_ROOT. problem says why none was found.
@@ -323,11 +331,37 @@ var ucxRows = []struct{ prefix, export string }{
 // ucxCommandV3 is the UCX prefix <U> of every v3 role command.
 func ucxCommandV3(cluster string) string {
 	const unset = "unset UCX_CUDA_IPC_ENABLE_MNNVL UCX_TLS UCX_NET_DEVICES &&"
-	name := strings.ToLower(cluster)
-	for _, r := range ucxRows {
-		if strings.HasPrefix(name, r.prefix) {
-			return unset + " " + r.export + " &&"
-		}
+	if i := ucxRowIndex(cluster); i >= 0 {
+		return unset + " " + ucxRows[i].export + " &&"
 	}
 	return unset
+}
+
+func ucxRowIndex(cluster string) int {
+	name := strings.ToLower(cluster)
+	for i, r := range ucxRows {
+		if strings.HasPrefix(name, r.prefix) {
+			return i
+		}
+	}
+	return -1
+}
+
+// UCXRow names the row of perf-sanity-v3's cluster table that a cluster
+// name selects (its prefix, such as "gcp-nrt"), or "" when none does and
+// the UCX defaults apply.
+func UCXRow(cluster string) string {
+	if i := ucxRowIndex(cluster); i >= 0 {
+		return ucxRows[i].prefix
+	}
+	return ""
+}
+
+// UCXRows lists the prefixes of the cluster table's rows, in order.
+func UCXRows() []string {
+	names := make([]string, len(ucxRows))
+	for i, r := range ucxRows {
+		names[i] = r.prefix
+	}
+	return names
 }

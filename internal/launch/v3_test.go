@@ -458,6 +458,20 @@ func TestV3UCX(t *testing.T) {
 	}
 }
 
+func TestV3UCXRow(t *testing.T) {
+	for cluster, want := range map[string]string{
+		"": "", "dlcluster": "", "x-aws-dfw": "",
+		"aws-cmh-cs-001": "aws-cmh", "GCP-NRT": "gcp-nrt", "oci-aga-1": "oci-aga", "nsc-svg": "nsc-svg", "Aws-Dfw-2": "aws-dfw",
+	} {
+		if got := UCXRow(cluster); got != want {
+			t.Errorf("UCXRow(%q) = %q, want %q", cluster, got, want)
+		}
+	}
+	if got := strings.Join(UCXRows(), " "); got != "gcp-nrt oci-aga nsc-svg aws-cmh aws-dfw" {
+		t.Errorf("UCXRows() = %s", got)
+	}
+}
+
 func TestV3MissingFiles(t *testing.T) {
 	req, files := v3Case(t)
 	delete(files, "src/"+PrecheckConfigPath)

@@ -64,9 +64,15 @@ var (
 // signalled, dumps the tail of every role's log into the job log between
 // these lines; each role's log ends with that role's own Rank0 line, which
 // must never be taken for the benchmark's.
+//
+// The precheck gate copies the tails of failed precheck steps' logs the
+// same way, between "----- last lines of <log> -----" and "----- end of
+// <log> -----": srun's reports of those steps are not the benchmark's.
 const (
-	dumpStart = "===== Per-role log tails"
-	dumpEnd   = "===== End of per-role log tails ====="
+	dumpStart     = "===== Per-role log tails"
+	dumpEnd       = "===== End of per-role log tails ====="
+	copyStart     = "----- last lines of "
+	copyEndPrefix = "----- end of "
 )
 
 // LogFacts are what the job log says of the benchmark step: the last
@@ -87,7 +93,7 @@ const maxLine = 64 << 10
 func ReadJobLog(r io.Reader) LogFacts {
 	res := LogFacts{read: true, rank: -1, srun: -1}
 	br := bufio.NewReaderSize(r, maxLine)
-	inDump := false
+	inDump, inCopy := false, false
 	for {
 		line, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -104,6 +110,11 @@ func ReadJobLog(r io.Reader) LogFacts {
 			res.dumps++
 		case trimmed == dumpEnd:
 			inDump = false
+		case strings.HasPrefix(trimmed, copyStart) && !inDump:
+			inCopy = true
+		case strings.HasPrefix(trimmed, copyEndPrefix):
+			inCopy = false
+		case inCopy:
 		case inDump:
 		default:
 			if m := rankLine.FindStringSubmatch(text); m != nil {

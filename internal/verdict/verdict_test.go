@@ -108,3 +108,17 @@ func TestDecidePerfRegressionFailsOnlyAPassingRunAndOnlyWhenAsked(t *testing.T) 
 		t.Errorf("reason %q", v.Reason)
 	}
 }
+
+// A failed precheck: the gate copies each failed step's log tail, srun's
+// report of that step included, into the job log; no benchmark ran.
+func TestDecideIgnoresCopiedPrecheckLogs(t *testing.T) {
+	jobLog := "Precheck gen_0 FAILED (exit code 1): FAIL\n" +
+		"----- last lines of /ws/cache_transceiver_precheck/logs/gen_0.log -----\n" +
+		"srun: error: node1: task 0: Exited with exit code 1\n" +
+		"----- end of /ws/cache_transceiver_precheck/logs/gen_0.log -----\n" +
+		"Error: Cache transceiver precheck failed for 1 of 2 servers\n"
+	v := Decide(Evidence{State: "CANCELLED", Log: log(jobLog)})
+	if v.Code != 14 || v.PytestCode != -1 {
+		t.Errorf("%+v", v)
+	}
+}

@@ -1,6 +1,7 @@
-# Cache-transceiver precheck gate of the stand-in checkout (perf-sanity-v2
-# layout). The generator inserts this file, stripped of indentation and blank
-# lines, between srunArgs and the draft, so it must only define functions and
+# Cache-transceiver precheck gate of the stand-in checkouts (perf-sanity-v2
+# and -v3 layouts; v3 also finds it here when the draft lies elsewhere). The
+# generator inserts this file, stripped of indentation and blank lines,
+# between srunArgs and the draft, so it must only define functions and
 # must not depend on indentation. The draft calls
 # run_cache_transceiver_precheck once genNodeLists/ctxNodeLists exist, and
 # provides fail_and_cancel.
@@ -64,6 +65,7 @@ run_cache_transceiver_precheck() {
         echo "Precheck ${ctPrecheckNames[$k]} FAILED (exit code $rc): $verdict"
         echo "----- last lines of $ctPrecheckDir/logs/${ctPrecheckNames[$k]}.log -----"
         tail -n 20 "$ctPrecheckDir/logs/${ctPrecheckNames[$k]}.log" 2> /dev/null || true
+        echo "----- end of $ctPrecheckDir/logs/${ctPrecheckNames[$k]}.log -----"
         message=$(printf '%s' "$verdict" | ct_xml_escape)
         cases+="<testcase classname=\"$suite\" name=\"cache_transceiver_precheck[${ctPrecheckNames[$k]}]\" time=\"0\"><failure message=\"$message\">$message</failure></testcase>"
     done

@@ -1,0 +1,1 @@
+# Placeholder: the unified perf generator lives here upstream; with cluster_env.py and benchmark_utils.py beside it, it marks the perf-sanity-v3 layout. It is no generator: run as a script it writes nothing.
