@@ -104,7 +104,7 @@ func watchAndFollow(t *testing.T, c *Client, id JobID, ws string, out *syncBuffe
 	}()
 	var changes []JobState
 	final, err := c.Watch(ctx, id, filepath.Join(ws, "job-finished"), func(s JobState) {
-		t.Logf("%s change: %s", time.Now().Format("15:04:05.000"), s)
+		t.Logf("%s change: %+v", time.Now().Format("15:04:05.000"), s)
 		changes = append(changes, s)
 	})
 	returned := time.Now()
@@ -224,7 +224,7 @@ func TestClusterCancel(t *testing.T) {
 	if err != nil || final.State != "CANCELLED" || !final.Terminal() {
 		t.Fatalf("%+v %v", final, err)
 	}
-	t.Logf("cancel confirmed in %s: %s", time.Since(start).Round(time.Millisecond), final)
+	t.Logf("cancel confirmed in %s: %+v", time.Since(start).Round(time.Millisecond), final)
 
 	// Cancelling again is silent and still confirms.
 	if again, err := c.Cancel(ctx, id); err != nil || again.State != "CANCELLED" {
@@ -384,7 +384,7 @@ func TestClusterRPCRate(t *testing.T) {
 	before := sdiagCounts(t)
 	watcher := &Client{T: asNobody{conf: env["SLURM_CONF"]}, Logf: logTo(t)}
 	start := time.Now()
-	final, err := watcher.Watch(ctx, id, filepath.Join(ws, "job-finished"), func(s JobState) { t.Logf("change: %s", s) })
+	final, err := watcher.Watch(ctx, id, filepath.Join(ws, "job-finished"), func(s JobState) { t.Logf("change: %+v", s) })
 	took := time.Since(start)
 	after := sdiagCounts(t)
 	if err != nil || final.State != "COMPLETED" {

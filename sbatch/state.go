@@ -57,38 +57,6 @@ var terminalStates = map[string]bool{
 	"REVOKED":       true,
 }
 
-// String is the one-line form used in progress messages.
-func (s JobState) String() string {
-	if !s.Known {
-		return fmt.Sprintf("job %s: not known to Slurm (yet)", s.ID)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "job %s %s", s.ID, s.State)
-	if s.CancelledBy != "" {
-		fmt.Fprintf(&b, " by %s", s.CancelledBy)
-	}
-	switch {
-	case s.State == "PENDING":
-		if s.Reason != "" {
-			fmt.Fprintf(&b, " (%s)", s.Reason)
-		}
-		if !s.ExpectedStart.IsZero() {
-			fmt.Fprintf(&b, ", expected start %s", s.ExpectedStart.Local().Format(timeLayout))
-		}
-	case s.Terminal():
-		fmt.Fprintf(&b, " exit %d:%d", s.ExitCode, s.Signal)
-		if s.NodeList != "" {
-			fmt.Fprintf(&b, " on %s", s.NodeList)
-		}
-	case s.NodeList != "":
-		fmt.Fprintf(&b, " on %s", s.NodeList)
-	}
-	if s.Restarts > 0 {
-		fmt.Fprintf(&b, ", restarted %d time(s)", s.Restarts)
-	}
-	return b.String()
-}
-
 // timeLayout is Slurm's "standard" time format; Slurm's commands run with
 // TZ=UTC (see slurmEnv), so parsed times are UTC.
 const timeLayout = "2006-01-02T15:04:05"

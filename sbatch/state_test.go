@@ -198,19 +198,3 @@ func TestParseExitAndTimes(t *testing.T) {
 		}
 	}
 }
-
-func TestStateString(t *testing.T) {
-	for _, tt := range []struct {
-		s    JobState
-		want string
-	}{
-		{JobState{ID: "1", Known: true, State: "PENDING", Reason: "Resources"}, "job 1 PENDING (Resources)"},
-		{JobState{ID: "1", Known: true, State: "RUNNING", NodeList: "node[1-2]"}, "job 1 RUNNING on node[1-2]"},
-		{JobState{ID: "1", Known: true, State: "CANCELLED", CancelledBy: "0", Signal: 15}, "job 1 CANCELLED by 0 exit 0:15"},
-		{JobState{ID: "1"}, "job 1: not known to Slurm (yet)"},
-	} {
-		if got := tt.s.String(); got != tt.want {
-			t.Errorf("got %q, want %q", got, tt.want)
-		}
-	}
-}

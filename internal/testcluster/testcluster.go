@@ -37,16 +37,6 @@ func Env(t testing.TB) map[string]string {
 	return env
 }
 
-// Script is the path of scripts/testcluster, found from the test's folder.
-func Script(t testing.TB) string {
-	t.Helper()
-	p, e := script()
-	if e != nil {
-		t.Fatal(e)
-	}
-	return p
-}
-
 func script() (string, error) {
 	dir, e := os.Getwd()
 	if e != nil {
