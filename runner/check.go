@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
+	"github.com/disagg-runner/disagg-runner/internal/inputfile"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
@@ -42,7 +44,7 @@ func checkLocal(s Settings) (*Report, *Plan) {
 		Fix: "point " + s.name(FieldCheckout) + " at the folder that holds jenkins/ and tests/ of a TensorRT-LLM checkout"})
 	r.Add(workspaceItem(s))
 	p := planPaths(s)
-	r.Add(Item{Name: "draft launch script exists", OK: isFile(p.DraftPath), Detail: p.DraftPath,
+	r.Add(Item{Name: "draft launch script exists", OK: isFile(p.DraftPath), Detail: fileDetail(p.DraftPath),
 		Fix: "check out a TensorRT-LLM revision that has " + launch.DraftPath + ", or set " + s.name(FieldDraft)})
 
 	if s.TRTLLMDir == "" || s.ConfigName == "" {
@@ -123,6 +125,14 @@ func generateItem(s Settings, p *Plan) Item {
 			Fix: "use the draft of the same TensorRT-LLM era, or choose the other profile with " + s.name(FieldProfile)}
 	}
 	return Item{Name: "draft matches profile", OK: true, Detail: string(p.Profile)}
+}
+
+// fileDetail is a path, and when it is there but no usable file, why.
+func fileDetail(p string) string {
+	if err := inputfile.Check(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return p + ": " + pathErrorCause(err).Error()
+	}
+	return p
 }
 
 func workspaceItem(s Settings) Item {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/disagg-runner/disagg-runner/internal/config"
+	"github.com/disagg-runner/disagg-runner/internal/inputfile"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
 	"github.com/disagg-runner/disagg-runner/prefix"
 )
@@ -77,11 +78,11 @@ func (p *Plan) loadConfig(s Settings) error {
 		p.Profile = prof
 	}
 	p.ConfigPath = launch.ConfigPath(p.Profile, s.TRTLLMDir, s.ConfigName)
-	data, err := os.ReadFile(p.ConfigPath)
+	data, err := inputfile.Read(p.ConfigPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &missingConfig{fmt.Sprintf("Config file not found: %s (%s=%s, profile %s)", p.ConfigPath, s.name(FieldConfig), s.ConfigName, p.Profile)}
 	} else if err != nil {
-		return err
+		return fmt.Errorf("config file %s (%s=%s): %w", p.ConfigPath, s.name(FieldConfig), s.ConfigName, pathErrorCause(err))
 	}
 	if p.Config, err = config.Parse(data, p.ConfigPath); err != nil {
 		return err
@@ -169,7 +170,17 @@ func (p *Plan) render(s Settings) (*launch.Result, error) {
 		SrunArgs:       p.Files.SrunArgs,
 		Config:         p.Config,
 		Names:          s.launchInputName,
-	}, os.ReadFile)
+	}, inputfile.Read)
+}
+
+// pathErrorCause is what went wrong with a file, without the operation
+// and path an *fs.PathError adds (the message names the file already).
+func pathErrorCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // launchInputName names the generator's inputs as the run's user knows

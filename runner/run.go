@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
+	"github.com/disagg-runner/disagg-runner/internal/inputfile"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
@@ -226,7 +227,7 @@ func (r *run) uploadFiles(ctx context.Context) error {
 	}
 	for _, script := range r.upload {
 		local, _ := r.plan.localPath(r.s, script)
-		data, err := os.ReadFile(local)
+		data, err := inputfile.Read(local)
 		if err != nil {
 			return &CheckFailed{Items: []Item{{Name: "run script exists", Kind: Prerequisite,
 				Detail: fmt.Sprintf("%s is missing on the cluster and cannot be uploaded: %v", script, err)}}}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 
 	"github.com/alecthomas/kong"
@@ -52,7 +53,8 @@ func TestScripts(t *testing.T) {
 					ts.Fatalf("exit code %s, want %s%s", got, map[bool]string{true: "not "}[neg], args[0])
 				}
 			},
-			"cpdir": cpdir,
+			"cpdir":  cpdir,
+			"mkfifo": mkfifo,
 		},
 	})
 }
@@ -90,6 +92,14 @@ func runMain(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("LAST_EXIT", strconv.Itoa(code))
 	if (code != 0) != neg {
 		ts.Fatalf("disagg-runner exited %d", code)
+	}
+}
+
+// mkfifo makes named pipes, which nothing ever writes to: reading one
+// would block forever.
+func mkfifo(ts *testscript.TestScript, neg bool, args []string) {
+	for _, a := range args {
+		ts.Check(syscall.Mkfifo(ts.MkAbs(a), 0o644))
 	}
 }
 

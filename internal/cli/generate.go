@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
+	"github.com/disagg-runner/disagg-runner/internal/inputfile"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
 	"github.com/disagg-runner/disagg-runner/runner"
 )
@@ -64,7 +64,7 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 	req.ModelsRootEnv, _ = env.LookupEnv("LLM_MODELS_ROOT")
 	// Paths stay as given (relative ones are written relative, as
 	// submit.py writes them) and are read from the Env's folder.
-	read := func(p string) ([]byte, error) { return os.ReadFile(env.abs(p)) }
+	read := func(p string) ([]byte, error) { return inputfile.Read(env.abs(p)) }
 	res, err := launch.Generate(req, read)
 	if err != nil {
 		return badInput(err)

@@ -369,6 +369,40 @@ func TestSSHEncryptedKey(t *testing.T) {
 	}
 }
 
+// TestSSHInputFilesNotRegular: a key or known_hosts file that is a FIFO
+// or a device is refused at once, never read: a FIFO blocked the dial for
+// good, /dev/zero ran out of memory.
+func TestSSHInputFilesNotRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		edit func(*SSHConfig, string)
+		want string
+	}{
+		{"key", func(c *SSHConfig, p string) { c.KeyFile = p }, "cannot read SSH key file"},
+		{"known_hosts", func(c *SSHConfig, p string) { c.KnownHostsFile = p }, "cannot read known_hosts file"},
+	} {
+		for _, p := range []string{fifo, "/dev/zero"} {
+			e := newEnv(t)
+			c.edit(&e.cfg, p)
+			done := make(chan error, 1)
+			go func() {
+				_, err := DialSSH(testCtx(t), e.cfg)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				wantUnreachable(t, err, c.want, p, "not a regular file")
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s %s: the dial blocked", c.name, p)
+			}
+		}
+	}
+}
+
 func TestSSHAgentAuth(t *testing.T) {
 	e := newEnv(t)
 	t.Setenv("HOME", t.TempDir()) // no ~/.ssh/id_* to fall back on
