@@ -234,7 +234,22 @@ func (e *ValidationError) Error() string {
 	return fmt.Sprintf("%s=%q: expected %s", e.Name, e.Value, e.Expected)
 }
 
+// CheckConfigName accepts a config base name: the config YAML is found by
+// it under the checkout, so it must not be a path (a caller checks it
+// before opening any file), and it is written into the test id.
+func CheckConfigName(name string) error {
+	if !safeWord(name) {
+		return &ValidationError{Name: FieldConfig, Value: name, Expected: "a config base name (no path) of letters, digits and _ . + = , @ % -"}
+	}
+	return nil
+}
+
 func (in Inputs) validate() error {
+	// The config name first: other values (the stage name) default to it,
+	// and its own name says best what to fix.
+	if err := CheckConfigName(in.ConfigName); err != nil {
+		return err
+	}
 	checks := []struct {
 		name, value string
 		ok          func(string) bool
@@ -259,9 +274,6 @@ func (in Inputs) validate() error {
 	}
 	if in.Profile == launch.V1 && in.MPIType != "" && !mpiType.MatchString(in.MPIType) {
 		return &ValidationError{Name: FieldMPIType, Value: in.MPIType, Expected: "an srun --mpi plugin name such as pmix"}
-	}
-	if !safeWord(in.ConfigName) {
-		return &ValidationError{Name: FieldConfig, Value: in.ConfigName, Expected: "a config base name of letters, digits and _ . + = , @ % -"}
 	}
 	if in.Profile != launch.V1 && in.TestMode != "e2e" && in.TestMode != "gen_only" {
 		return &ValidationError{Name: "test mode", Value: in.TestMode, Expected: "e2e or gen_only"}

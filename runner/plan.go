@@ -64,6 +64,15 @@ func planPaths(s Settings) *Plan {
 
 // loadConfig reads and parses the config once and computes the layout.
 func (p *Plan) loadConfig(s Settings) error {
+	// The name is checked before any file is opened: a path in it would
+	// read (and quote in an error) a YAML outside the checkout.
+	if err := prefix.CheckConfigName(s.ConfigName); err != nil {
+		var ve *prefix.ValidationError
+		if errors.As(err, &ve) {
+			ve.Name = s.name(FieldConfig)
+		}
+		return err
+	}
 	if s.Profile != "" {
 		prof, err := launch.ParseProfile(s.Profile)
 		if err != nil {

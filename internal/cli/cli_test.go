@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -53,8 +54,9 @@ func TestScripts(t *testing.T) {
 					ts.Fatalf("exit code %s, want %s%s", got, map[bool]string{true: "not "}[neg], args[0])
 				}
 			},
-			"cpdir":  cpdir,
-			"mkfifo": mkfifo,
+			"cpdir":   cpdir,
+			"mkfifo":  mkfifo,
+			"envfile": envfile,
 		},
 	})
 }
@@ -93,6 +95,15 @@ func runMain(ts *testscript.TestScript, neg bool, args []string) {
 	if (code != 0) != neg {
 		ts.Fatalf("disagg-runner exited %d", code)
 	}
+}
+
+// envfile sets a variable to a file's content without its final line
+// break: values a script cannot spell (line breaks, control bytes).
+func envfile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: envfile NAME FILE")
+	}
+	ts.Setenv(args[0], strings.TrimSuffix(ts.ReadFile(args[1]), "\n"))
 }
 
 // mkfifo makes named pipes, which nothing ever writes to: reading one
