@@ -43,6 +43,12 @@ func checkLocal(s Settings) (*Report, *Plan) {
 	r.Add(Item{Name: s.name(FieldCheckout) + " is a checkout root", OK: checkout, Detail: s.TRTLLMDir,
 		Fix: "point " + s.name(FieldCheckout) + " at the folder that holds jenkins/ and tests/ of a TensorRT-LLM checkout"})
 	r.Add(workspaceItem(s))
+	runIDOK := true
+	if err := CheckRunID(s.RunID); err != nil {
+		runIDOK = false
+		r.Add(Item{Name: s.name(FieldRunID) + " valid", Kind: Input, Detail: err.Error(),
+			Fix: "set " + s.name(FieldRunID) + " to one folder name, or leave it unset to have one made"})
+	}
 	p := planPaths(s)
 	r.Add(Item{Name: "draft launch script exists", OK: isFile(p.DraftPath), Detail: fileDetail(p.DraftPath),
 		Fix: "check out a TensorRT-LLM revision that has " + launch.DraftPath + ", or set " + s.name(FieldDraft)})
@@ -69,7 +75,7 @@ func checkLocal(s Settings) (*Report, *Plan) {
 	}
 	// The generator's inputs can only be made once every setting is there;
 	// a missing one was reported above.
-	if !allSet {
+	if !allSet || !runIDOK {
 		return r, nil
 	}
 	if err := p.buildInputs(s); err != nil {

@@ -221,10 +221,13 @@ func (p *Plan) localPath(s Settings, nodePath string) (string, bool) {
 // jobName keeps Slurm's job name short enough for squeue's default column
 // while still naming the run.
 func jobName(runID string) string {
-	if len(runID) > 64 {
-		runID = runID[len(runID)-64:]
+	if len(runID) <= 64 {
+		return runID
 	}
-	return strings.TrimLeft(runID, "_.-")
+	if tail := strings.TrimLeft(runID[len(runID)-64:], "_.-"); tail != "" {
+		return tail
+	}
+	return runID[:64] // a valid run id starts with a letter or digit
 }
 
 // DetectProfileChecked is DetectProfile that refuses a checkout with only

@@ -103,21 +103,62 @@ func (r *run) check(context.Context) error {
 
 // writeInputs is stage 2: the test list, script prefix and srun args, in
 // a folder of this run's own.
-func (r *run) writeInputs(context.Context) error {
+func (r *run) writeInputs(context.Context) (err error) {
 	p := r.plan
-	if err := os.MkdirAll(p.LocalDir, 0o755); err != nil {
+	created, err := mkdirAll(p.LocalDir)
+	if err != nil {
 		return &WorkspaceError{err}
 	}
+	defer func() {
+		if err != nil {
+			removeCreated(created)
+		}
+	}()
 	for _, f := range []struct {
 		name string
 		data []byte
 	}{{TestListName, p.Files.TestList}, {ScriptPrefixName, p.Files.ScriptPrefix}, {SrunArgsName, p.Files.SrunArgs}} {
-		if err := atomicfile.Write(filepath.Join(p.LocalDir, f.name), f.data, 0o644); err != nil {
+		if err := writeFile(filepath.Join(p.LocalDir, f.name), f.data, 0o644); err != nil {
 			return &WorkspaceError{err}
 		}
 	}
 	r.con.Log.Info("inputs written", "dir", p.LocalDir, "test", p.Files.TestID)
 	return nil
+}
+
+// writeFile writes a file of the run folder (a test makes it fail).
+var writeFile = atomicfile.Write
+
+// mkdirAll is os.MkdirAll that returns the folders it created, outermost
+// first, so that a failed stage can take them away again.
+func mkdirAll(dir string) (created []string, err error) {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		created = append([]string{d}, created...)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		removeCreated(created)
+		return nil, err
+	}
+	return created, nil
+}
+
+// removeCreated removes what mkdirAll created: the innermost folder (the
+// run's own) with its content, the outer ones only when empty (another
+// run may have put its folder there meanwhile).
+func removeCreated(created []string) {
+	for i := len(created) - 1; i >= 0; i-- {
+		if i == len(created)-1 {
+			os.RemoveAll(created[i])
+		} else if os.Remove(created[i]) != nil {
+			return
+		}
+	}
 }
 
 // generate is stage 3: launch.sh from the plan, the contract check, and
@@ -133,7 +174,7 @@ func (r *run) generate(context.Context) error {
 	}
 	r.launch = res
 	launchPath := filepath.Join(p.LocalDir, LaunchName)
-	if err := atomicfile.Write(launchPath, res.Script, 0o755); err != nil {
+	if err := writeFile(launchPath, res.Script, 0o755); err != nil {
 		return &WorkspaceError{err}
 	}
 	for _, w := range res.Warnings {

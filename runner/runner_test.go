@@ -65,3 +65,53 @@ func TestNewRunID(t *testing.T) {
 		t.Errorf("manual run ids %q %q: want user, time, a random suffix and the config", a, b)
 	}
 }
+
+// TestNewRunIDBounded: a derived run id is one folder name of at most
+// MaxRunIDLen characters whatever the config name's length (a 250
+// character one made it longer than a file name may be), still unique per
+// input and ending as before (the job name is its tail).
+func TestNewRunIDBounded(t *testing.T) {
+	now := time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC)
+	long := strings.Repeat("c", 250)
+	for _, tag := range []string{"jenkins-perf-disagg-42", ""} {
+		a := NewRunID(tag, "alice", long+"1", []string{"s"}, now)
+		b := NewRunID(tag, "alice", long+"2", []string{"s"}, now)
+		c := NewRunID(tag, "alice", "x"+long+"1", []string{"s"}, now)
+		for _, id := range []string{a, b, c} {
+			if len(id) > MaxRunIDLen || CheckRunID(id) != nil {
+				t.Errorf("BUILD_TAG %q: run id %q (%d characters): %v", tag, id, len(id), CheckRunID(id))
+			}
+		}
+		if a == b || a == c {
+			t.Errorf("BUILD_TAG %q: distinct configs share a run id: %q %q %q", tag, a, b, c)
+		}
+		if tag != "" && NewRunID(tag, "alice", long+"1", []string{"s"}, now) != a {
+			t.Errorf("a retried step gets another run id")
+		}
+	}
+	if id := NewRunID("jenkins-x", "u", long, nil, now); !strings.HasPrefix(id, "jenkins-x-ccc") {
+		t.Errorf("the head is lost: %q", id)
+	}
+	if id := NewRunID("", "-_.u", "cfg", nil, now); CheckRunID(id) != nil {
+		t.Errorf("%q: %v", id, CheckRunID(id))
+	}
+}
+
+func TestCheckRunID(t *testing.T) {
+	for _, ok := range []string{"r1", "jenkins-perf_disagg_42-cfg-0a1b2c3d", "A.b+c-d_e", strings.Repeat("x", MaxRunIDLen), "a" + strings.Repeat("_", 80)} {
+		if err := CheckRunID(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+		// Its job name (the tail) is never empty.
+		if n := jobName(ok); n == "" || !runIDRule.MatchString(n) || len(n) > 64 {
+			t.Errorf("%q: job name %q", ok, n)
+		}
+	}
+	for _, bad := range []string{"", ".", "..", "../x", "a/b", "/abs", "x y", "a\nb", "-x", ".hidden", "_x", "a$b", "a;b", "é", strings.Repeat("x", MaxRunIDLen+1)} {
+		if err := CheckRunID(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		} else if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: error on several lines: %q", bad, err)
+		}
+	}
+}
