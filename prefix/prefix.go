@@ -209,6 +209,17 @@ func safeWord(s string) bool {
 // safePath is an absolute shell-safe path.
 func safePath(s string) bool { return strings.HasPrefix(s, "/") && shellquote.IsSafe(s) }
 
+// CheckAbsPath accepts an absolute path made of shell-safe characters, as
+// the prefix needs every path it writes; field names the input.
+func CheckAbsPath(field, p string) error {
+	if !safePath(p) {
+		return &ValidationError{Name: field, Value: p, Expected: absPathExpected}
+	}
+	return nil
+}
+
+const absPathExpected = "an absolute path of letters, digits and / _ . + = , : @ % -"
+
 // The inputs a ValidationError names, by what they are; the caller turns
 // them into the names its user knows (a flag, a variable).
 const (
@@ -259,9 +270,9 @@ func (in Inputs) validate() error {
 		{FieldAccount, in.Account, slurmName.MatchString, "a Slurm account name (letters, digits, _ . + -)"},
 		{FieldTimeLimit, in.TimeLimit, timeLimit.MatchString, "a Slurm time limit such as 02:00:00, 90 or 1-00:00:00"},
 		{FieldJobName, in.JobName, safeWord, "letters, digits and _ . + = , : @ % -"},
-		{FieldClusterWork, in.JobWorkspace, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
-		{FieldNodeCheckout, in.LLMSrcNode, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
-		{FieldModelsRoot, in.LLMData, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
+		{FieldClusterWork, in.JobWorkspace, safePath, absPathExpected},
+		{FieldNodeCheckout, in.LLMSrcNode, safePath, absPathExpected},
+		{FieldModelsRoot, in.LLMData, safePath, absPathExpected},
 		{FieldStageName, in.StageName, stageName.MatchString, "a stage name without \", $, `, \\ or line breaks"},
 		{FieldImage, in.DockerImage, imageRef.MatchString, "an image reference such as nvcr.io/nvidia/tensorrt-llm/release:1.1.0"},
 		{"test list name", in.TestListName, safeWord, "a file name"},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/disagg-runner/disagg-runner/internal/inputfile"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
+	"github.com/disagg-runner/disagg-runner/prefix"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
 
@@ -43,9 +44,18 @@ func checkLocal(s Settings) (*Report, *Plan) {
 	r.Add(Item{Name: s.name(FieldCheckout) + " is a checkout root", OK: checkout, Detail: s.TRTLLMDir,
 		Fix: "point " + s.name(FieldCheckout) + " at the folder that holds jenkins/ and tests/ of a TensorRT-LLM checkout"})
 	r.Add(workspaceItem(s))
-	runIDOK := true
+	// The workdir's own value, before the job workspace made from it is
+	// judged (which would show the run id appended).
+	pathsOK := true
+	if s.ClusterWork != "" {
+		if err := prefix.CheckAbsPath(s.name(FieldClusterWork), s.ClusterWork); err != nil {
+			pathsOK = false
+			r.Add(Item{Name: s.name(FieldClusterWork) + " valid", Kind: Input, Detail: err.Error(),
+				Fix: "set " + s.name(FieldClusterWork) + " to an absolute path on the cluster's shared file system"})
+		}
+	}
 	if err := CheckRunID(s.RunID); err != nil {
-		runIDOK = false
+		pathsOK = false
 		r.Add(Item{Name: s.name(FieldRunID) + " valid", Kind: Input, Detail: err.Error(),
 			Fix: "set " + s.name(FieldRunID) + " to one folder name, or leave it unset to have one made"})
 	}
@@ -75,7 +85,7 @@ func checkLocal(s Settings) (*Report, *Plan) {
 	}
 	// The generator's inputs can only be made once every setting is there;
 	// a missing one was reported above.
-	if !allSet || !runIDOK {
+	if !allSet || !pathsOK {
 		return r, nil
 	}
 	if err := p.buildInputs(s); err != nil {
