@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -16,17 +17,39 @@ import (
 // works on this machine, as on a login node.
 type connFlags struct {
 	Host             string        `name:"cluster-host" env:"CLUSTER_HOST" help:"Login node to reach over SSH; unset means this machine is the login node (no SSH)." placeholder:"HOST"`
-	Port             int           `name:"cluster-port" env:"CLUSTER_PORT" default:"22" help:"SSH port of the login node."`
+	Port             int           `name:"cluster-port" env:"CLUSTER_PORT" default:"22" help:"SSH port of the login node (1-65535)."`
 	User             string        `name:"cluster-user" env:"CLUSTER_USER" help:"SSH user (default: the current user)."`
 	SSHKey           string        `name:"cluster-ssh-key" env:"CLUSTER_SSH_KEY" help:"Private key file (Jenkins sshUserPrivateKey); its passphrase, if any, is read from CLUSTER_SSH_KEY_PASSPHRASE only. Default: ssh-agent, then ~/.ssh/id_*." placeholder:"FILE"`
 	KnownHosts       string        `name:"cluster-known-hosts" env:"CLUSTER_KNOWN_HOSTS" help:"known_hosts file that verifies the login node's host key (default ~/.ssh/known_hosts). Verification cannot be turned off." placeholder:"FILE"`
 	JumpHost         string        `name:"cluster-jump-host" env:"CLUSTER_JUMP_HOST" help:"Reach the login node through this host: [user@]host[:port]." placeholder:"HOST"`
 	AcceptNewHostKey bool          `name:"accept-new-host-key" env:"CLUSTER_ACCEPT_NEW_HOST_KEY" help:"Like OpenSSH's StrictHostKeyChecking=accept-new: add an unknown host's key to the known_hosts file (a changed key is still refused)."`
-	ReconnectBudget  time.Duration `name:"reconnect-budget" env:"CLUSTER_RECONNECT_BUDGET" default:"2m" help:"How long to keep trying to reconnect after the SSH connection drops."`
+	ReconnectBudget  time.Duration `name:"reconnect-budget" env:"CLUSTER_RECONNECT_BUDGET" default:"2m" help:"How long to keep trying to reconnect after the SSH connection drops (a positive duration such as 30s or 5m)."`
+}
+
+// validate checks how to reach the cluster before anything is tried, so
+// that a bad value is bad input (exit 11), not an unreachable cluster (or
+// worse, a silent default: port 0 used to mean 22, a budget of 0 two
+// minutes). It is checked even without a host: the value is wrong anyway.
+func (c connFlags) validate() error {
+	if c.Port < 1 || c.Port > 65535 {
+		return badInput(fmt.Errorf("CLUSTER_PORT=%d: expected a TCP port from 1 to 65535", c.Port))
+	}
+	if c.JumpHost != "" {
+		if err := transport.CheckJumpHost(c.JumpHost); err != nil {
+			return badInput(fmt.Errorf("CLUSTER_JUMP_HOST=%q: expected [user@]host[:port] with a port from 1 to 65535", c.JumpHost))
+		}
+	}
+	if c.ReconnectBudget <= 0 {
+		return badInput(fmt.Errorf("CLUSTER_RECONNECT_BUDGET=%s: expected a positive duration such as 2m", c.ReconnectBudget))
+	}
+	return nil
 }
 
 // transport opens the way to the login node: SSH, or this machine.
 func (c connFlags) transport(ctx context.Context, env Env, logf func(string, ...any)) (transport.Transport, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
 	if c.Host == "" {
 		return transport.Local{}, nil
 	}

@@ -32,6 +32,9 @@ func (c *attachCmd) Run(ctx context.Context, env Env, g *globals, res *result) e
 	if err != nil {
 		return err
 	}
+	if err := c.connFlags.validate(); err != nil {
+		return err
+	}
 	con := g.console(env)
 	cluster, err := c.connector(env, con.Log.Infof, debugf(con))(ctx)
 	if err != nil {

@@ -863,6 +863,17 @@ func TestParseJumpHost(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+	// CheckJumpHost judges the form alone (the user defaults later).
+	for _, ok := range []string{"bastion", "bastion:2200", "ops@bastion:65535", "[::1]"} {
+		if err := CheckJumpHost(ok); err != nil {
+			t.Errorf("CheckJumpHost(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"user@", "@host", "host:abc", "host:70000", "host:", "host:-1", ":22"} {
+		if err := CheckJumpHost(bad); err == nil {
+			t.Errorf("CheckJumpHost(%q) accepted", bad)
+		}
+	}
 }
 
 func (s *SSH) currentConn() *sshConn {
