@@ -101,7 +101,7 @@ type jobFlags struct {
 	Workspace     string `name:"workspace" env:"WORKSPACE" help:"Local workspace: inputs are written and results collected under <workspace>/disagg-runner/<run id>/. Default: the current folder." placeholder:"DIR"`
 	ConfigName    string `name:"config" env:"CONFIG_NAME" help:"Config YAML base name; the test id is built from it. Required." placeholder:"NAME"`
 	ClusterWork   string `name:"cluster-workdir" env:"CLUSTER_WORKDIR" help:"Folder on the cluster's shared file system under which each run gets its job workspace. Required with --cluster-host; default on a login node: <workspace>/disagg-runner/jobs." placeholder:"DIR"`
-	Time          string `name:"time" env:"CLUSTER_TIME" help:"Job time limit (#SBATCH --time). Default: the config's slurm.job_time, else 02:00:00." placeholder:"LIMIT"`
+	Time          string `name:"time" env:"CLUSTER_TIME" help:"Job time limit (#SBATCH --time): M, M:S, H:M:S, D-H, D-H:M or D-H:M:S (minutes and seconds below 60, hours below 24 after days), at most 365 days. Default: the config's slurm.job_time, else 02:00:00." placeholder:"LIMIT"`
 	RunSh         string `name:"run-sh" env:"RUN_SH" help:"Run script, node path. Default: <trtllm-node-dir>/jenkins/scripts/slurm_run.sh." placeholder:"PATH"`
 	InstallSh     string `name:"install-sh" env:"INSTALL_SH" help:"Install script, node path. Default: <trtllm-node-dir>/jenkins/scripts/slurm_install.sh." placeholder:"PATH"`
 	DraftLaunchSh string `name:"draft-launch-sh" env:"DRAFT_LAUNCH_SH" help:"The draft launch logic, local path. Default: <trtllm-dir>/jenkins/scripts/perf/disaggregated/slurm_launch_draft.sh." placeholder:"FILE"`
