@@ -52,6 +52,7 @@ type Worker struct {
 }
 
 // GPUs is the number of GPUs one server of this kind occupies.
+// It can overflow for absurd sizes; launch computes the layout exactly.
 func (w Worker) GPUs() int { return w.TensorParallel * w.PipelineParallel * w.ContextParallel }
 
 // Benchmark is `benchmark.*`.

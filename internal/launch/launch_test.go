@@ -275,6 +275,55 @@ func TestGenerateErrors(t *testing.T) {
 	}
 }
 
+// TestGenerateSizeOverflow: sizes each within bounds whose products
+// overflow (tp=pp=cp=2097152 made #SBATCH --nodes negative) or are absurd
+// are refused, naming the config fields, for every profile.
+func TestGenerateSizeOverflow(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"ctx parallel sizes", `
+hardware: {gpus_per_node: 4, num_ctx_servers: 1, num_gen_servers: 1}
+worker_config:
+  ctx: {tensor_parallel_size: 2097152, pipeline_parallel_size: 2097152, context_parallel_size: 2097152}
+  gen: {tensor_parallel_size: 4}
+benchmark: {mode: e2e, concurrency_list: 1}
+`, "worker_config.ctx: tensor_parallel_size × pipeline_parallel_size × context_parallel_size = 2097152 × 2097152 × 2097152 = 9223372036854775808 GPUs per server, expected at most 1048576"},
+		{"gen parallel sizes", `
+hardware: {gpus_per_node: 4, num_ctx_servers: 1, num_gen_servers: 1}
+worker_config:
+  ctx: {tensor_parallel_size: 4}
+  gen: {tensor_parallel_size: 2147483647, pipeline_parallel_size: 2}
+benchmark: {mode: e2e, concurrency_list: 1}
+`, "worker_config.gen: tensor_parallel_size × pipeline_parallel_size × context_parallel_size = 2147483647 × 2 × 1 = 4294967294 GPUs per server"},
+		{"gen servers", `
+hardware: {gpus_per_node: 4, num_ctx_servers: 1, num_gen_servers: 2147483647}
+worker_config:
+  ctx: {tensor_parallel_size: 4}
+  gen: {tensor_parallel_size: 1048576}
+benchmark: {mode: e2e, concurrency_list: 1}
+`, "hardware.num_ctx_servers × nodes per CTX server + hardware.num_gen_servers × nodes per GEN server = 1 × 1 + 2147483647 × 262144 = 562949953159169 nodes, expected at most 1048576"},
+		{"gpus per node", `
+hardware: {gpus_per_node: 2147483647, num_ctx_servers: 1, num_gen_servers: 1}
+worker_config:
+  ctx: {tensor_parallel_size: 1}
+  gen: {tensor_parallel_size: 1}
+benchmark: {mode: e2e, concurrency_list: 1}
+`, "nodes × hardware.gpus_per_node = 2 × 2147483647 = 4294967294 GPUs in all, expected at most 1048576"},
+	}
+	for _, p := range Profiles {
+		for _, c := range cases {
+			req, files := baseFiles(p, c.yaml)
+			res, err := Generate(req, memFS(files))
+			if err == nil {
+				t.Errorf("%s %s: accepted, hardware %+v", p, c.name, res.Hardware)
+				continue
+			}
+			if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), ConfigPath(p, "src", "cfg")) {
+				t.Errorf("%s %s: %v\nwant it to name the file and %q", p, c.name, err, c.want)
+			}
+		}
+	}
+}
+
 func TestContractV2DraftWithV1Profile(t *testing.T) {
 	req, files := baseFiles(V1, goodYAML)
 	files["src/d/draft.sh"] = v2Draft
