@@ -323,17 +323,18 @@ func (in Inputs) validate() error {
 
 // checkPytestCommand accepts a replacement pytest command that can sit
 // between double quotes and be eval'ed by the run script without running
-// anything but itself: no quotes, backquotes, command substitution or
-// command separators.
+// anything but itself: no quotes, backquotes or backslashes, and nothing
+// launch.CheckEvalBound refuses (command separators, expansions other
+// than $name or ${name}, references to variables whose values are not
+// inert: such a value is pasted in when launch.sh runs, then eval'ed).
 func checkPytestCommand(cmd string) error {
 	for i := 0; i < len(cmd); i++ {
-		c := cmd[i]
-		switch {
-		case strings.IndexByte("\"'`\\;&|<>()\n\r", c) >= 0:
+		if c := cmd[i]; strings.IndexByte("\"'`\\\n\r", c) >= 0 {
 			return &ValidationError{Name: FieldPytestCommand, Value: cmd, Expected: fmt.Sprintf("a plain command line (no %q: it is written inside double quotes and eval'ed on the nodes)", c)}
-		case c == '$' && (i+1 >= len(cmd) || !(cmd[i+1] == '{' || cmd[i+1] == '_' || cmd[i+1] >= 'A' && cmd[i+1] <= 'Z' || cmd[i+1] >= 'a' && cmd[i+1] <= 'z')):
-			return &ValidationError{Name: FieldPytestCommand, Value: cmd, Expected: "only $name or ${name} after $"}
 		}
+	}
+	if err := launch.CheckEvalBound(cmd); err != nil {
+		return &ValidationError{Name: FieldPytestCommand, Value: cmd, Expected: "a plain command line: " + err.Error()}
 	}
 	return nil
 }

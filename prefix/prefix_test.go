@@ -91,6 +91,16 @@ func TestBuildRefusesInjection(t *testing.T) {
 		{func(i *Inputs) { i.PytestCommand = "pytest $(reboot)" }, FieldPytestCommand},
 		{func(i *Inputs) { i.PytestCommand = "pytest `reboot`" }, FieldPytestCommand},
 		{func(i *Inputs) { i.PytestCommand = "pytest; reboot" }, FieldPytestCommand},
+		// A variable it names is pasted in when launch.sh runs and then
+		// eval'ed: only inert ones, and only as $name or ${name}.
+		{func(i *Inputs) { i.PytestCommand = "pytest -v $stageName" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest -v ${HOME}/x" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest ${x:=a}" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest ${!x}" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest ${PATH@P}" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest $((1+1))" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest $" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest ${jobWorkspace" }, FieldPytestCommand},
 	}
 	for _, c := range cases {
 		in := goodInputs()

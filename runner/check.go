@@ -19,7 +19,8 @@ import (
 func Check(ctx context.Context, s Settings, connect Connector) *Report {
 	r, p := checkLocal(s)
 	if p != nil {
-		r.Add(generateItem(s, p))
+		it, _ := generateItem(s, p)
+		r.Add(it)
 	}
 	if connect == nil {
 		return r
@@ -130,17 +131,18 @@ func checkSet(r *Report, s Settings) (allSet bool) {
 }
 
 // generateItem renders launch.sh in memory and reports whether the draft
-// uses only variables the profile defines (the contract check).
-func generateItem(s Settings, p *Plan) Item {
+// uses only variables the profile defines (the contract check); it
+// returns the rendering when the item passed.
+func generateItem(s Settings, p *Plan) (Item, *launch.Result) {
 	res, err := p.render(s)
 	switch {
 	case err != nil:
-		return Item{Name: "launch.sh generates", Kind: Input, Detail: err.Error(), Fix: "fix the input named in the message"}
+		return Item{Name: "launch.sh generates", Kind: Input, Detail: err.Error(), Fix: "fix the input named in the message"}, nil
 	case len(res.Contract) > 0:
 		return Item{Name: "draft matches profile", Kind: Input, Detail: launch.FormatMissing(p.DraftPath, p.Profile, res.Contract),
-			Fix: "use the draft of the same TensorRT-LLM era, or choose the other profile with " + s.name(FieldProfile)}
+			Fix: "use the draft of the same TensorRT-LLM era, or choose the other profile with " + s.name(FieldProfile)}, nil
 	}
-	return Item{Name: "draft matches profile", OK: true, Detail: string(p.Profile)}
+	return Item{Name: "draft matches profile", OK: true, Detail: string(p.Profile)}, res
 }
 
 // fileDetail is a path, and when it is there but no usable file, why.

@@ -87,10 +87,17 @@ func (r *run) close() {
 	}
 }
 
-// check is stage 1: the local half of the checklist. It contacts no
-// cluster: bad local input is reported before any connection is tried.
+// check is stage 1: the local half of the checklist, launch.sh rendered
+// in memory included (as `check` does), so that the generator's refusal
+// too comes before anything is written. It contacts no cluster: bad local
+// input is reported before any connection is tried.
 func (r *run) check(context.Context) error {
 	report, plan := checkLocal(r.s)
+	if plan != nil {
+		var it Item
+		it, r.launch = generateItem(r.s, plan)
+		report.Add(it)
+	}
 	if err := blocking(report, r.con); err != nil {
 		return err
 	}
@@ -161,18 +168,10 @@ func removeCreated(created []string) {
 	}
 }
 
-// generate is stage 3: launch.sh from the plan, the contract check, and
-// the script written beside the inputs.
+// generate is stage 3: launch.sh as stage 1 rendered and checked it (the
+// contract check included), written beside the inputs.
 func (r *run) generate(context.Context) error {
-	p := r.plan
-	res, err := p.render(r.s)
-	if err != nil {
-		return &CheckFailed{Items: []Item{{Name: "launch.sh generates", Kind: Input, Detail: err.Error()}}}
-	}
-	if len(res.Contract) > 0 {
-		return &CheckFailed{Items: []Item{{Name: "draft matches profile", Kind: Input, Detail: launch.FormatMissing(p.DraftPath, p.Profile, res.Contract)}}}
-	}
-	r.launch = res
+	p, res := r.plan, r.launch
 	launchPath := filepath.Join(p.LocalDir, LaunchName)
 	if err := writeFile(launchPath, res.Script, 0o755); err != nil {
 		return &WorkspaceError{err}

@@ -105,7 +105,7 @@ type jobFlags struct {
 	RunSh         string `name:"run-sh" env:"RUN_SH" help:"Run script, node path. Default: <trtllm-node-dir>/jenkins/scripts/slurm_run.sh." placeholder:"PATH"`
 	InstallSh     string `name:"install-sh" env:"INSTALL_SH" help:"Install script, node path. Default: <trtllm-node-dir>/jenkins/scripts/slurm_install.sh." placeholder:"PATH"`
 	DraftLaunchSh string `name:"draft-launch-sh" env:"DRAFT_LAUNCH_SH" help:"The draft launch logic, local path. Default: <trtllm-dir>/jenkins/scripts/perf/disaggregated/slurm_launch_draft.sh." placeholder:"FILE"`
-	PytestCommand string `name:"pytest-command" env:"PYTEST_COMMAND" help:"Replaces the default pytest command whole (a plain command line: no quotes, ; or $(...))." placeholder:"CMD"`
+	PytestCommand string `name:"pytest-command" env:"PYTEST_COMMAND" help:"Replaces the default pytest command whole: a plain command line (no quotes, backslashes, ; & | < > ( ) or $(...)); it may name only $jobWorkspace, $llmSrcNode and Slurm's job numbers such as $SLURM_JOB_ID (the run script evals it on the nodes)." placeholder:"CMD"`
 	StageName     string `name:"stage-name" env:"STAGE_NAME" help:"Stage name (perf-sanity-v2 derives UCX settings from it; shown in results). Default: Jenkins' STAGE_NAME, else the config name." placeholder:"NAME"`
 	Profile       string `name:"profile" env:"DISAGG_PROFILE" enum:",disagg-v1,perf-sanity-v2,perf-sanity-v3" default:"" help:"Generator profile: disagg-v1, perf-sanity-v2 or perf-sanity-v3. Default: detected from the checkout."`
 	ClusterName   string `name:"cluster-name" env:"CLUSTER_NAME" help:"Cluster name for perf-sanity-v3's UCX table (generate --cluster-name). Default: none (no cluster row)." placeholder:"NAME"`
