@@ -19,7 +19,7 @@ type generateCmd struct {
 	LLMSrc        string `name:"llm-src" required:"" help:"TensorRT-LLM checkout root (the config YAML is found under it; relative paths stay relative in the output)." placeholder:"DIR"`
 	TestList      string `name:"test-list" required:"" help:"Test list file: pytest ids such as perf/test_perf_sanity.py::test_e2e[disagg_upload-<config>]." placeholder:"FILE"`
 	DraftLaunchSh string `name:"draft-launch-sh" required:"" help:"The checkout's draft launch logic (jenkins/scripts/perf/disaggregated/slurm_launch_draft.sh)." placeholder:"FILE"`
-	LaunchSh      string `name:"launch-sh" help:"Where to write launch.sh (atomically; nothing is written on error). Required unless --print." placeholder:"FILE"`
+	LaunchSh      string `name:"launch-sh" help:"Where to write launch.sh (atomically, through a symbolic link; a device, FIFO or folder there is refused; nothing is written on error). Required unless --print." placeholder:"FILE"`
 	RunSh         string `name:"run-sh" required:"" help:"Run script path as seen from the nodes (written into the script)." placeholder:"PATH"`
 	InstallSh     string `name:"install-sh" required:"" help:"Install script path as seen from the nodes (written into the script)." placeholder:"PATH"`
 	ScriptPrefix  string `name:"script-prefix" required:"" help:"Script prefix file: #SBATCH directives and export lines, including 'export pytestCommand=...'." placeholder:"FILE"`

@@ -82,7 +82,7 @@ func Check(path string) error {
 }
 
 func check(path string, st fs.FileInfo) error {
-	if kind := kindOf(st.Mode()); kind != "" {
+	if kind := KindOf(st.Mode()); kind != "" {
 		return &fs.PathError{Op: "read", Path: path, Err: &NotRegularError{Kind: kind}}
 	}
 	if st.Size() > MaxSize {
@@ -91,8 +91,8 @@ func check(path string, st fs.FileInfo) error {
 	return nil
 }
 
-// kindOf names what a non-regular file is ("" for a regular file).
-func kindOf(m fs.FileMode) string {
+// KindOf names what a non-regular file is ("" for a regular file).
+func KindOf(m fs.FileMode) string {
 	switch {
 	case m.IsRegular():
 		return ""
@@ -106,6 +106,8 @@ func kindOf(m fs.FileMode) string {
 		return "block device"
 	case m&fs.ModeSocket != 0:
 		return "socket"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
 	}
 	return "special file"
 }
