@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/charmbracelet/log"
+
+	"github.com/disagg-runner/disagg-runner/internal/termtext"
 )
 
 // Console is how a run talks to the person or machine reading it: stage
@@ -42,6 +44,12 @@ func NewConsole(out, logw io.Writer, jsonFormat bool, secrets []string) *Console
 	}
 	c := &Console{Secrets: kept}
 	c.Log = log.NewWithOptions(&maskingWriter{w: logw, c: c}, opts)
+	// A message may quote an input: its control bytes are escaped, so
+	// that they cannot act on the terminal or forge a line (the logger
+	// escapes values itself, and JSON escapes everything).
+	styles := log.DefaultStyles()
+	styles.Message = styles.Message.Transform(termtext.Line)
+	c.Log.SetStyles(styles)
 	c.Out = &maskingWriter{w: out, c: c, lineBuffered: true}
 	return c
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
 	"github.com/disagg-runner/disagg-runner/internal/inputfile"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
+	"github.com/disagg-runner/disagg-runner/internal/termtext"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
 
@@ -187,7 +188,9 @@ func (r *run) generate(context.Context) error {
 
 func (r *run) printDryRun() {
 	r.con.Log.Info("dry run: nothing submitted", "job_workspace", r.plan.JobWorkspace, "launch", filepath.Join(r.plan.LocalDir, LaunchName))
-	r.con.Out.Write(redactExports(r.launch.Script))
+	// The file keeps its bytes (it is the job's script); the console gets
+	// its control bytes escaped.
+	r.con.Out.Write([]byte(termtext.Text(string(redactExports(r.launch.Script)))))
 	if !bytes.HasSuffix(r.launch.Script, []byte("\n")) {
 		r.con.Out.Write([]byte("\n"))
 	}

@@ -115,3 +115,36 @@ func TestCheckRunID(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleEscapesControlBytes: a runner line never carries a raw
+// control byte (an ESC or BEL from a config or test list would act on the
+// terminal; a line break would forge a line), in the message or a value;
+// the job log on stdout stays byte for byte.
+func TestConsoleEscapesControlBytes(t *testing.T) {
+	for _, jsonFormat := range []bool{false, true} {
+		var out, logb bytes.Buffer
+		con := NewConsole(&out, &logb, jsonFormat, nil)
+		con.Log.Error("✗ test list: got \x1b]0;pwned\a \x00\xff\nINFO forged", "fix", "x\x1b[31m")
+		got := logb.String()
+		if strings.ContainsAny(got, "\x1b\a\x00\xff") || strings.Count(got, "\n") != 1 {
+			t.Errorf("json %v: raw control bytes in %q", jsonFormat, got)
+		}
+		if !jsonFormat && !strings.Contains(got, `got \x1b]0;pwned\x07 \x00\xff\nINFO forged`) {
+			t.Errorf("escaped message not found in %q", got)
+		}
+		con.Out.Write([]byte("job \x1b[1mlog\n"))
+		if out.String() != "job \x1b[1mlog\n" {
+			t.Errorf("the job log was changed: %q", out.String())
+		}
+	}
+}
+
+func TestReportTableEscapesControlBytes(t *testing.T) {
+	r := &Report{}
+	r.Add(Item{Name: "x\x1b[2J", Detail: "d\a\x00", Fix: "f\nforged"})
+	var b bytes.Buffer
+	r.WriteTable(&b)
+	if strings.ContainsAny(b.String(), "\x1b\a\x00") || strings.Count(b.String(), "\n") != 3 {
+		t.Errorf("table %q", b.String())
+	}
+}

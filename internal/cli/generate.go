@@ -9,6 +9,7 @@ import (
 	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
 	"github.com/disagg-runner/disagg-runner/internal/inputfile"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
+	"github.com/disagg-runner/disagg-runner/internal/termtext"
 	"github.com/disagg-runner/disagg-runner/runner"
 )
 
@@ -75,14 +76,14 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 		summary = env.Stderr
 	}
 	for _, w := range res.Warnings {
-		fmt.Fprintln(summary, w)
+		fmt.Fprintln(summary, termtext.Line(w))
 	}
 	if len(res.Contract) > 0 {
 		msg := launch.FormatMissing(c.DraftLaunchSh, profile, res.Contract)
 		if c.StrictContract {
 			return badInput(errors.New(msg))
 		}
-		fmt.Fprintf(env.Stderr, "disagg-runner: warning: %s\n", msg)
+		fmt.Fprintf(env.Stderr, "disagg-runner: warning: %s\n", oneLine(msg))
 	}
 	writeSummary(summary, res)
 	if c.Print {
@@ -92,7 +93,7 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 	if err := atomicfile.Write(env.abs(c.LaunchSh), res.Script, 0o644); err != nil {
 		return badInput(fmt.Errorf("writing --launch-sh: %w", err))
 	}
-	fmt.Fprintf(summary, "Launch script generated at: %s\n", c.LaunchSh)
+	fmt.Fprintf(summary, "Launch script generated at: %s\n", termtext.Line(c.LaunchSh))
 	return nil
 }
 
@@ -131,15 +132,15 @@ func writeSummary(w io.Writer, res *launch.Result) {
 		mode += " (no context servers)"
 	}
 	fmt.Fprintf(w, "Profile: %s\n", res.Profile)
-	fmt.Fprintf(w, "Test: %s\n", res.TestID.Line)
-	fmt.Fprintf(w, "Config: %s\n", res.ConfigPath)
+	fmt.Fprintf(w, "Test: %s\n", termtext.Line(res.TestID.Line))
+	fmt.Fprintf(w, "Config: %s\n", termtext.Line(res.ConfigPath))
 	fmt.Fprintf(w, "Benchmark mode: %s\n", mode)
 	fmt.Fprintf(w, "Hardware: %d CTX server(s) x %d GPU(s) on %d node(s), %d GEN server(s) x %d GPU(s) on %d node(s), %d GPU(s) per node: %d node(s), %d GPU(s) in all\n",
 		h.NumCtxServers, h.GPUsPerCtxServer, h.NodesPerCtxServer,
 		h.NumGenServers, h.GPUsPerGenServer, h.NodesPerGenServer,
 		h.GPUsPerNode, h.TotalNodes, h.TotalGPUs)
 	if res.OutputDir != "" {
-		fmt.Fprintf(w, "Test output dir: %s\n", res.OutputDir)
+		fmt.Fprintf(w, "Test output dir: %s\n", termtext.Line(res.OutputDir))
 	}
 }
 
