@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -146,5 +147,48 @@ func TestReportTableEscapesControlBytes(t *testing.T) {
 	r.WriteTable(&b)
 	if strings.ContainsAny(b.String(), "\x1b\a\x00") || strings.Count(b.String(), "\n") != 3 {
 		t.Errorf("table %q", b.String())
+	}
+}
+
+// TestMaskSecretNames: a name says its value is secret when one of its
+// parts (split at _ and -, and between a lower and an upper case letter)
+// is, in any case, TOKEN, SECRET, PASSWORD, PASSWD, PASSPHRASE, PASS,
+// CREDENTIAL(S), CRED(S), WEBHOOK, COOKIE(S), AUTH, AUTHORIZATION, BEARER,
+// SESSION, PRIVATE or APIKEY, or when its last part is KEY; ordinary names
+// that only contain such letters keep their values.
+func TestMaskSecretNames(t *testing.T) {
+	secret := []string{
+		"HF_TOKEN", "hf_token", "Api_Key", "CREDENTIALS", "SLACK_WEBHOOK_URL", "apiKey", "hfToken", "--hf-token",
+		"DB_PASS", "MY_COOKIE", "X_AUTH", "SESSION_ID", "PRIVATE_KEY", "AWS_SECRET_ACCESS_KEY", "KEY", "NGC_API_KEY",
+		"GITHUB_CREDENTIAL", "my_password", "Passphrase", "BEARER_TOKEN", "GH_APIKEY", "OAuthToken", "SSH_KEY",
+	}
+	plain := []string{
+		"MAX_TOKENS", "KEY_COUNT", "MAX_KEY_LEN", "TOKENIZER", "PWD", "PATH", "HF_HOME", "CUDA_VISIBLE_DEVICES",
+		"BYPASS", "NUM_KEYS", "keyCount", "maxTokens", "SSH_KEY_PATH", "monkey", "KEYBOARD", "AUTHOR", "PASSES",
+		"max_num_tokens", "TRTLLM_ENABLE_PDL", "pytestCommand",
+	}
+	for _, name := range secret {
+		for _, form := range []string{"%s=s3cr3t-v4lue", `%s="s3cr3t v4lue"`, `%s='s3cr3t v4lue'`, `export %s="s3cr3t-v4lue`} {
+			line := "+ " + fmt.Sprintf(form, name) + " next"
+			got := string(MaskAssignments([]byte(line)))
+			if strings.Contains(got, "s3cr3t") || !strings.Contains(got, name+"=****") {
+				t.Errorf("%q: masked as %q", line, got)
+			}
+		}
+	}
+	for _, name := range plain {
+		line := "+ " + name + "=v4lue A=1"
+		if got := string(MaskAssignments([]byte(line))); got != line {
+			t.Errorf("%q: masked as %q", line, got)
+		}
+	}
+	// A secret inside another assignment's value is still found.
+	line := `+ export 'pytestCommand=hf_token=abc Api_Key="k 1" A=1'`
+	if got, want := string(MaskAssignments([]byte(line))), `+ export 'pytestCommand=hf_token=**** Api_Key=**** A=1'`; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	// redactExports uses the same rule.
+	if got := string(redactExports([]byte("export Slack_Webhook_Url=https://hooks/x\nexport KEY_COUNT=3"))); got != "export Slack_Webhook_Url=****\nexport KEY_COUNT=3" {
+		t.Errorf("redactExports: %q", got)
 	}
 }
