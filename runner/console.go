@@ -135,9 +135,8 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isNameByte(c byte) bool { return isUpper(c) || isLower(c) || isDigit(c) || c == '_' || c == '-' }
 
 // MaskAssignments replaces the value of every NAME=value whose name says
-// it is secret (SecretName) with ****: "..." and '...' values whole (an
-// unclosed quote to the end of the line), others up to white space, a
-// quote or ; & |. Such values come from configs and scripts, not from our
+// it is secret (SecretName) with ****: the whole shell word (see
+// valueEnd). Such values come from configs and scripts, not from our
 // environment, so only their name can give them away. A name that is not
 // secret does not hide what follows: in pytestCommand=HF_TOKEN=x the
 // token is still found.
@@ -170,22 +169,41 @@ func MaskAssignments(b []byte) []byte {
 	return append(out, b[last:]...)
 }
 
-// valueEnd is where the value starting at k ends.
+// valueEnd is where the value starting at k ends: a shell word, whose
+// quoted parts may hold blanks (HF_TOKEN="a b"c is one value). A value
+// that opens a quote the line never closes runs to the end of the line;
+// a quote the line never closes after the value began is someone else's
+// (the closing quote of set -x's 'pytestCommand=... TOKEN=t'), and the
+// value ends before it.
 func valueEnd(b []byte, k int) int {
-	if k < len(b) && (b[k] == '"' || b[k] == '\'') {
-		for e := k + 1; e < len(b); e++ {
-			switch b[e] {
-			case b[k]:
-				return e + 1
-			case '\n':
+	e := k
+	for e < len(b) {
+		c := b[e]
+		switch {
+		case c == '"' || c == '\'':
+			closing := -1
+			for j := e + 1; j < len(b) && b[j] != '\n'; j++ {
+				if b[j] == c {
+					closing = j
+					break
+				}
+			}
+			switch {
+			case closing >= 0:
+				e = closing + 1
+			case e == k:
+				for e < len(b) && b[e] != '\n' {
+					e++
+				}
+				return e
+			default:
 				return e
 			}
+		case strings.IndexByte(" \t\n\r\v\f;&|", c) >= 0:
+			return e
+		default:
+			e++
 		}
-		return len(b)
-	}
-	e := k
-	for e < len(b) && !strings.ContainsRune(" \t\n\r\v\f\"';&|", rune(b[e])) {
-		e++
 	}
 	return e
 }

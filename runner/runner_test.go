@@ -182,6 +182,17 @@ func TestMaskSecretNames(t *testing.T) {
 			t.Errorf("%q: masked as %q", line, got)
 		}
 	}
+	// A value is a whole shell word: quoted parts and what follows them.
+	for in, want := range map[string]string{
+		`HF_TOKEN="abc"def next`:               `HF_TOKEN=**** next`,
+		`HF_TOKEN=ab'c d'e next`:               `HF_TOKEN=**** next`,
+		`'pytestCommand=A=1 TOKEN=t'`:          `'pytestCommand=A=1 TOKEN=****'`,
+		"HF_TOKEN=\"unclosed value\nnext line": "HF_TOKEN=****\nnext line",
+	} {
+		if got := string(MaskAssignments([]byte(in))); got != want {
+			t.Errorf("%q masked as %q, want %q", in, got, want)
+		}
+	}
 	// A secret inside another assignment's value is still found.
 	line := `+ export 'pytestCommand=hf_token=abc Api_Key="k 1" A=1'`
 	if got, want := string(MaskAssignments([]byte(line))), `+ export 'pytestCommand=hf_token=**** Api_Key=**** A=1'`; got != want {
