@@ -191,6 +191,11 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("hardware: {gpus_per_node: 4}\n"))
 	f.Add([]byte("a: &x [*x]\n"))
+	// Merge keys, tags and documents PyYAML reads or refuses.
+	f.Add([]byte("d: &d {tensor_parallel_size: 4}\nworker_config: {gen: {<<: [*d, {pipeline_parallel_size: 2}]}}\nhardware: {<<: {gpus_per_node: 010}}\n"))
+	f.Add([]byte("a: &a {<<: *a}\n"))
+	f.Add([]byte("a: !!python/tuple [1]\n---\nb: 1\n"))
+	f.Add([]byte("? [a]\n: 1\nt: 2024-02-30\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data, "fuzz.yaml")
 		if err != nil {
