@@ -109,7 +109,7 @@ type jobFlags struct {
 	StageName     string `name:"stage-name" env:"STAGE_NAME" help:"Stage name (perf-sanity-v2 derives UCX settings from it; shown in results). Default: Jenkins' STAGE_NAME, else the config name." placeholder:"NAME"`
 	Profile       string `name:"profile" env:"DISAGG_PROFILE" enum:",disagg-v1,perf-sanity-v2,perf-sanity-v3" default:"" help:"Generator profile: disagg-v1, perf-sanity-v2 or perf-sanity-v3. Default: detected from the checkout."`
 	ClusterName   string `name:"cluster-name" env:"CLUSTER_NAME" help:"Cluster name for perf-sanity-v3's UCX table (generate --cluster-name). Default: none (no cluster row)." placeholder:"NAME"`
-	RunID         string `name:"run-id" env:"DISAGG_RUN_ID" help:"Names this run's local folder and job workspace. Default: Jenkins' BUILD_TAG plus the config name (so a retried step re-attaches to its job), else user, time and a random suffix." placeholder:"ID"`
+	RunID         string `name:"run-id" env:"DISAGG_RUN_ID" help:"Names this run's local folder and job workspace: one folder name of letters, digits and _ . + - (starting with a letter or digit), at most 200 characters. Default: Jenkins' BUILD_TAG plus the config name (so a retried step re-attaches to its job), else user, time and a random suffix." placeholder:"ID"`
 }
 
 // settings resolves the flags into the runner's Settings.
