@@ -396,7 +396,7 @@ func TestSSHInputFilesNotRegular(t *testing.T) {
 			select {
 			case err := <-done:
 				wantUnreachable(t, err, c.want, p, "not a regular file")
-			case <-time.After(5 * time.Second):
+			case <-time.After(30 * time.Second): // it would block for good
 				t.Fatalf("%s %s: the dial blocked", c.name, p)
 			}
 		}
