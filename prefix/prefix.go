@@ -159,8 +159,10 @@ func EnrootImage(image string) string {
 
 var (
 	slurmName = regexp.MustCompile(`^[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*$`)
-	// Slurm's --time forms: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S; or UNLIMITED.
-	timeLimit = regexp.MustCompile(`^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+|\d+-\d+:\d{1,2}|\d+-\d+:\d{1,2}:\d{1,2}|UNLIMITED|unlimited|infinite|INFINITE)$`)
+	// Slurm's --time forms: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S. The
+	// leading number is at most 9 digits (it is bounded below anyway),
+	// the others at most 2.
+	timeLimit = regexp.MustCompile(`^(?:(\d{1,9})-(\d{1,2})(?::(\d{1,2})(?::(\d{1,2}))?)?|(\d{1,9})(?::(\d{1,2})(?::(\d{1,2}))?)?)$`)
 	imageRef  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:@#+-]*$`)
 	mpiType   = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 	// Stage names are Jenkins stage titles, which may hold almost anything
@@ -169,36 +171,58 @@ var (
 	stageName = regexp.MustCompile("^[^\"$`\\\\\n\r]+$")
 )
 
+// MaxLimitSeconds is the longest time limit accepted: 365 days, far above
+// any test, far below anything that overflows.
+const MaxLimitSeconds = 365 * 86400
+
+// timeLimitExpected is what a time limit must look like.
+const timeLimitExpected = "a Slurm time limit such as 02:00:00, 90 or 1-00:00:00 (minutes and seconds below 60, hours below 24 after days, at most 365 days)"
+
 // LimitSeconds converts a Slurm time limit to seconds (0 for unlimited).
+// It is strict where Slurm is lax: minutes and seconds after the leading
+// field are below 60, hours after days below 24, and the whole is at most
+// MaxLimitSeconds.
 func LimitSeconds(s string) (int, error) {
-	if !timeLimit.MatchString(s) {
-		return 0, fmt.Errorf("not a Slurm time limit: %q", s)
-	}
-	if strings.EqualFold(s, "unlimited") || strings.EqualFold(s, "infinite") {
+	switch s {
+	case "UNLIMITED", "unlimited", "INFINITE", "infinite":
 		return 0, nil
 	}
-	days := 0
-	if d, rest, ok := strings.Cut(s, "-"); ok {
-		days, _ = strconv.Atoi(d)
-		parts := strings.Split(rest, ":")
-		vals := []int{0, 0, 0}
-		for i, p := range parts {
-			vals[i], _ = strconv.Atoi(p)
+	m := timeLimit.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("not a Slurm time limit: %q", s)
+	}
+	n := make([]int, len(m))
+	for i, v := range m[1:] {
+		n[i+1], _ = strconv.Atoi(v) // "" (an absent field) is 0
+	}
+	var secs int
+	var ok bool
+	if m[1] != "" { // D-H[:M[:S]]
+		d, h, mi, se := n[1], n[2], n[3], n[4]
+		ok = h < 24 && mi < 60 && se < 60
+		secs = d*86400 + h*3600 + mi*60 + se
+	} else {
+		switch {
+		case m[7] != "": // H:M:S
+			ok = n[6] < 60 && n[7] < 60
+			secs = n[5]*3600 + n[6]*60 + n[7]
+		case m[6] != "": // M:S
+			ok = n[6] < 60
+			secs = n[5]*60 + n[6]
+		default: // M
+			ok = true
+			secs = n[5] * 60
 		}
-		return days*86400 + vals[0]*3600 + vals[1]*60 + vals[2], nil
 	}
-	parts := strings.Split(s, ":")
-	n := make([]int, len(parts))
-	for i, p := range parts {
-		n[i], _ = strconv.Atoi(p)
+	if !ok || secs > MaxLimitSeconds {
+		return 0, fmt.Errorf("not a Slurm time limit within bounds: %q", s)
 	}
-	switch len(n) {
-	case 1:
-		return n[0] * 60, nil
-	case 2:
-		return n[0]*60 + n[1], nil
-	}
-	return n[0]*3600 + n[1]*60 + n[2], nil
+	return secs, nil
+}
+
+func validTimeLimit(s string) bool {
+	_, err := LimitSeconds(s)
+	return err == nil
 }
 
 // safeWord is a non-empty shell-safe word without a slash.
@@ -208,6 +232,17 @@ func safeWord(s string) bool {
 
 // safePath is an absolute shell-safe path.
 func safePath(s string) bool { return strings.HasPrefix(s, "/") && shellquote.IsSafe(s) }
+
+// CheckAbsPath accepts an absolute path made of shell-safe characters, as
+// the prefix needs every path it writes; field names the input.
+func CheckAbsPath(field, p string) error {
+	if !safePath(p) {
+		return &ValidationError{Name: field, Value: p, Expected: absPathExpected}
+	}
+	return nil
+}
+
+const absPathExpected = "an absolute path of letters, digits and / _ . + = , : @ % -"
 
 // The inputs a ValidationError names, by what they are; the caller turns
 // them into the names its user knows (a flag, a variable).
@@ -234,7 +269,22 @@ func (e *ValidationError) Error() string {
 	return fmt.Sprintf("%s=%q: expected %s", e.Name, e.Value, e.Expected)
 }
 
+// CheckConfigName accepts a config base name: the config YAML is found by
+// it under the checkout, so it must not be a path (a caller checks it
+// before opening any file), and it is written into the test id.
+func CheckConfigName(name string) error {
+	if !safeWord(name) {
+		return &ValidationError{Name: FieldConfig, Value: name, Expected: "a config base name (no path) of letters, digits and _ . + = , @ % -"}
+	}
+	return nil
+}
+
 func (in Inputs) validate() error {
+	// The config name first: other values (the stage name) default to it,
+	// and its own name says best what to fix.
+	if err := CheckConfigName(in.ConfigName); err != nil {
+		return err
+	}
 	checks := []struct {
 		name, value string
 		ok          func(string) bool
@@ -242,11 +292,11 @@ func (in Inputs) validate() error {
 	}{
 		{FieldPartition, in.Partition, slurmName.MatchString, "a Slurm partition name (letters, digits, _ . + -)"},
 		{FieldAccount, in.Account, slurmName.MatchString, "a Slurm account name (letters, digits, _ . + -)"},
-		{FieldTimeLimit, in.TimeLimit, timeLimit.MatchString, "a Slurm time limit such as 02:00:00, 90 or 1-00:00:00"},
+		{FieldTimeLimit, in.TimeLimit, validTimeLimit, timeLimitExpected},
 		{FieldJobName, in.JobName, safeWord, "letters, digits and _ . + = , : @ % -"},
-		{FieldClusterWork, in.JobWorkspace, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
-		{FieldNodeCheckout, in.LLMSrcNode, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
-		{FieldModelsRoot, in.LLMData, safePath, "an absolute path of letters, digits and / _ . + = , : @ % -"},
+		{FieldClusterWork, in.JobWorkspace, safePath, absPathExpected},
+		{FieldNodeCheckout, in.LLMSrcNode, safePath, absPathExpected},
+		{FieldModelsRoot, in.LLMData, safePath, absPathExpected},
 		{FieldStageName, in.StageName, stageName.MatchString, "a stage name without \", $, `, \\ or line breaks"},
 		{FieldImage, in.DockerImage, imageRef.MatchString, "an image reference such as nvcr.io/nvidia/tensorrt-llm/release:1.1.0"},
 		{"test list name", in.TestListName, safeWord, "a file name"},
@@ -259,9 +309,6 @@ func (in Inputs) validate() error {
 	}
 	if in.Profile == launch.V1 && in.MPIType != "" && !mpiType.MatchString(in.MPIType) {
 		return &ValidationError{Name: FieldMPIType, Value: in.MPIType, Expected: "an srun --mpi plugin name such as pmix"}
-	}
-	if !safeWord(in.ConfigName) {
-		return &ValidationError{Name: FieldConfig, Value: in.ConfigName, Expected: "a config base name of letters, digits and _ . + = , @ % -"}
 	}
 	if in.Profile != launch.V1 && in.TestMode != "e2e" && in.TestMode != "gen_only" {
 		return &ValidationError{Name: "test mode", Value: in.TestMode, Expected: "e2e or gen_only"}
@@ -276,17 +323,18 @@ func (in Inputs) validate() error {
 
 // checkPytestCommand accepts a replacement pytest command that can sit
 // between double quotes and be eval'ed by the run script without running
-// anything but itself: no quotes, backquotes, command substitution or
-// command separators.
+// anything but itself: no quotes, backquotes or backslashes, and nothing
+// launch.CheckEvalBound refuses (command separators, expansions other
+// than $name or ${name}, references to variables whose values are not
+// inert: such a value is pasted in when launch.sh runs, then eval'ed).
 func checkPytestCommand(cmd string) error {
 	for i := 0; i < len(cmd); i++ {
-		c := cmd[i]
-		switch {
-		case strings.IndexByte("\"'`\\;&|<>()\n\r", c) >= 0:
+		if c := cmd[i]; strings.IndexByte("\"'`\\\n\r", c) >= 0 {
 			return &ValidationError{Name: FieldPytestCommand, Value: cmd, Expected: fmt.Sprintf("a plain command line (no %q: it is written inside double quotes and eval'ed on the nodes)", c)}
-		case c == '$' && (i+1 >= len(cmd) || !(cmd[i+1] == '{' || cmd[i+1] == '_' || cmd[i+1] >= 'A' && cmd[i+1] <= 'Z' || cmd[i+1] >= 'a' && cmd[i+1] <= 'z')):
-			return &ValidationError{Name: FieldPytestCommand, Value: cmd, Expected: "only $name or ${name} after $"}
 		}
+	}
+	if err := launch.CheckEvalBound(cmd); err != nil {
+		return &ValidationError{Name: FieldPytestCommand, Value: cmd, Expected: "a plain command line: " + err.Error()}
 	}
 	return nil
 }

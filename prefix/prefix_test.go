@@ -91,6 +91,16 @@ func TestBuildRefusesInjection(t *testing.T) {
 		{func(i *Inputs) { i.PytestCommand = "pytest $(reboot)" }, FieldPytestCommand},
 		{func(i *Inputs) { i.PytestCommand = "pytest `reboot`" }, FieldPytestCommand},
 		{func(i *Inputs) { i.PytestCommand = "pytest; reboot" }, FieldPytestCommand},
+		// A variable it names is pasted in when launch.sh runs and then
+		// eval'ed: only inert ones, and only as $name or ${name}.
+		{func(i *Inputs) { i.PytestCommand = "pytest -v $stageName" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest -v ${HOME}/x" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest ${x:=a}" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest ${!x}" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest ${PATH@P}" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest $((1+1))" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest $" }, FieldPytestCommand},
+		{func(i *Inputs) { i.PytestCommand = "pytest ${jobWorkspace" }, FieldPytestCommand},
 	}
 	for _, c := range cases {
 		in := goodInputs()
@@ -138,5 +148,32 @@ func TestLimitSeconds(t *testing.T) {
 	}
 	if _, err := LimitSeconds("2h"); err == nil {
 		t.Error("2h accepted")
+	}
+	// The largest accepted: 365 days, however written.
+	for _, in := range []string{"525600", "8760:00:00", "365-00", "364-23:59:59", "525600:00", "0", "00:00:00", "infinite", "1:59"} {
+		if _, err := LimitSeconds(in); err != nil {
+			t.Errorf("LimitSeconds(%q): %v", in, err)
+		}
+	}
+}
+
+// TestLimitSecondsStrict: a limit Slurm would misread, or one that
+// overflowed into a negative pytest timeout (the default 3600 was then
+// used silently), is refused.
+func TestLimitSecondsStrict(t *testing.T) {
+	for _, in := range []string{
+		"99999999999999999999", "9223372036854775807", "525601", "366-00", "365-00:00:01", "8760:00:01",
+		"25:99:99", "10:60", "1:60:00", "1:00:60", "1-24", "1-24:00", "1-23:60", "1-0:0:60",
+		"", "-1", "+5", " 90", "90 ", "1-", "1--2", "1:2:3:4", "1-2:3:4:5", "١٢", "0x10", "1_000", "Unlimited ",
+	} {
+		if secs, err := LimitSeconds(in); err == nil {
+			t.Errorf("LimitSeconds(%q) = %d, want a refusal", in, secs)
+		}
+		bad := goodInputs()
+		bad.TimeLimit = in
+		var ve *ValidationError
+		if _, err := Build(bad); !errors.As(err, &ve) || ve.Name != FieldTimeLimit {
+			t.Errorf("Build with time limit %q: %v, want a time limit error", in, err)
+		}
 	}
 }

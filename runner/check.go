@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/disagg-runner/disagg-runner/internal/checkoutgen"
+	"github.com/disagg-runner/disagg-runner/internal/inputfile"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
+	"github.com/disagg-runner/disagg-runner/prefix"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
 
@@ -51,8 +54,23 @@ func checkLocal(s Settings) (*Report, *Plan) {
 	r.Add(Item{Name: s.name(FieldCheckout) + " is a checkout root", OK: checkout, Detail: s.TRTLLMDir,
 		Fix: "point " + s.name(FieldCheckout) + " at the folder that holds jenkins/ and tests/ of a TensorRT-LLM checkout"})
 	r.Add(workspaceItem(s))
+	// The workdir's own value, before the job workspace made from it is
+	// judged (which would show the run id appended).
+	pathsOK := true
+	if s.ClusterWork != "" {
+		if err := prefix.CheckAbsPath(s.name(FieldClusterWork), s.ClusterWork); err != nil {
+			pathsOK = false
+			r.Add(Item{Name: s.name(FieldClusterWork) + " valid", Kind: Input, Detail: err.Error(),
+				Fix: "set " + s.name(FieldClusterWork) + " to an absolute path on the cluster's shared file system"})
+		}
+	}
+	if err := CheckRunID(s.RunID); err != nil {
+		pathsOK = false
+		r.Add(Item{Name: s.name(FieldRunID) + " valid", Kind: Input, Detail: err.Error(),
+			Fix: "set " + s.name(FieldRunID) + " to one folder name, or leave it unset to have one made"})
+	}
 	p := planPaths(s)
-	r.Add(Item{Name: "draft launch script exists", OK: isFile(p.DraftPath), Detail: p.DraftPath,
+	r.Add(Item{Name: "draft launch script exists", OK: isFile(p.DraftPath), Detail: fileDetail(p.DraftPath),
 		Fix: "check out a TensorRT-LLM revision that has " + launch.DraftPath + ", or set " + s.name(FieldDraft)})
 
 	if s.TRTLLMDir == "" || s.ConfigName == "" {
@@ -81,7 +99,7 @@ func checkLocal(s Settings) (*Report, *Plan) {
 	}
 	// The generator's inputs can only be made once every setting is there;
 	// a missing one was reported above.
-	if !allSet {
+	if !allSet || !pathsOK {
 		return r, nil
 	}
 	if err := p.buildInputs(s); err != nil {
@@ -237,6 +255,14 @@ func shortLine(line string, missing bool) string {
 		line = string(r[:100]) + "..."
 	}
 	return strconv.Quote(line)
+}
+
+// fileDetail is a path, and when it is there but no usable file, why.
+func fileDetail(p string) string {
+	if err := inputfile.Check(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return p + ": " + pathErrorCause(err).Error()
+	}
+	return p
 }
 
 func workspaceItem(s Settings) Item {

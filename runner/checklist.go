@@ -12,6 +12,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/disagg-runner/disagg-runner/internal/termtext"
 )
 
 // Kind says what a failing item means for a run.
@@ -77,9 +79,11 @@ func (r *Report) Add(it Item) {
 func (r *Report) WriteTable(w io.Writer) {
 	width := 0
 	for _, it := range r.Items {
-		width = max(width, utf8.RuneCountInString(it.Name))
+		width = max(width, utf8.RuneCountInString(termtext.Line(it.Name)))
 	}
 	for _, it := range r.Items {
+		// Details quote inputs: their control bytes are escaped.
+		it.Name, it.Detail, it.Fix = termtext.Line(it.Name), termtext.Line(it.Detail), termtext.Line(it.Fix)
 		mark := "✓"
 		if !it.OK {
 			mark = "✗"

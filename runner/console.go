@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/charmbracelet/log"
+
+	"github.com/disagg-runner/disagg-runner/internal/termtext"
 )
 
 // Console is how a run talks to the person or machine reading it: stage
@@ -47,6 +48,12 @@ func NewConsole(out, logw io.Writer, jsonFormat bool, secrets []string) *Console
 	c := &Console{Secrets: kept, json: jsonFormat}
 	c.Err = &maskingWriter{w: logw, c: c}
 	c.Log = log.NewWithOptions(c.Err, opts)
+	// A message may quote an input: its control bytes are escaped, so
+	// that they cannot act on the terminal or forge a line (the logger
+	// escapes values itself, and JSON escapes everything).
+	styles := log.DefaultStyles()
+	styles.Message = styles.Message.Transform(termtext.Line)
+	c.Log.SetStyles(styles)
 	c.Out = &maskingWriter{w: out, c: c, lineBuffered: true}
 	return c
 }
@@ -73,19 +80,137 @@ func (c *Console) mask(b []byte) []byte {
 	return MaskAssignments(b)
 }
 
-// secretAssignment is NAME=value where a part of the name between
-// underscores says the value is secret (HF_TOKEN=..., NGC_API_KEY="...",
-// export MY_PASSWORD='...', but not MAX_TOKENS=...): such values
-// come from configs and scripts, not from our environment, so only their
-// name can give them away.
-var secretAssignment = regexp.MustCompile(`\b((?:[A-Za-z0-9]+_)*(?:TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|API_KEY|PRIVATE_KEY|ACCESS_KEY)(?:_[A-Za-z0-9]+)*)=(?:"[^"\n]*"|'[^'\n]*'|[^\s"';&|]*)`)
+// secretParts are the name parts (compared in any case) that say a value
+// is secret wherever they stand in the name; KEY says so only as the last
+// part (NGC_API_KEY, SSH_KEY, but not KEY_COUNT or MAX_KEY_LEN). A part
+// is matched whole: MAX_TOKENS, AUTHOR, KEYBOARD and BYPASS are ordinary.
+// PWD is left out: it is the working folder.
+var secretParts = map[string]bool{
+	"TOKEN": true, "SECRET": true, "SECRETS": true, "PASSWORD": true, "PASSWD": true, "PASSPHRASE": true, "PASS": true,
+	"CREDENTIAL": true, "CREDENTIALS": true, "CRED": true, "CREDS": true, "WEBHOOK": true, "COOKIE": true, "COOKIES": true,
+	"AUTH": true, "AUTHORIZATION": true, "BEARER": true, "SESSION": true, "PRIVATE": true, "APIKEY": true,
+}
 
-// MaskAssignments replaces the values of secret-named assignments with ****.
+// SecretName reports whether a variable or option name says its value is
+// secret: one of its parts (split at _ and -, and where a lower-case
+// letter or digit is followed by an upper-case one, so apiKey is api,Key)
+// is in secretParts, or its last part is KEY.
+func SecretName(name string) bool {
+	parts := nameParts(name)
+	for i, p := range parts {
+		up := strings.ToUpper(p)
+		if secretParts[up] || up == "KEY" && i == len(parts)-1 {
+			return true
+		}
+	}
+	return false
+}
+
+func nameParts(name string) []string {
+	var parts []string
+	start := 0
+	flush := func(end int) {
+		if end > start {
+			parts = append(parts, name[start:end])
+		}
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_' || c == '-':
+			flush(i)
+			start = i + 1
+		case i > start && isUpper(c) && (isLower(name[i-1]) || isDigit(name[i-1])):
+			flush(i)
+			start = i
+		case i > start+1 && isLower(c) && isUpper(name[i-1]) && isUpper(name[i-2]):
+			// OAuthToken: "OAuth" splits as O, Auth.
+			flush(i - 1)
+			start = i - 1
+		}
+	}
+	flush(len(name))
+	return parts
+}
+
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isNameByte(c byte) bool { return isUpper(c) || isLower(c) || isDigit(c) || c == '_' || c == '-' }
+
+// MaskAssignments replaces the value of every NAME=value whose name says
+// it is secret (SecretName) with ****: the whole shell word (see
+// valueEnd). Such values come from configs and scripts, not from our
+// environment, so only their name can give them away. A name that is not
+// secret does not hide what follows: in pytestCommand=HF_TOKEN=x the
+// token is still found.
 func MaskAssignments(b []byte) []byte {
-	if !bytes.Contains(b, []byte("=")) {
+	if bytes.IndexByte(b, '=') < 0 {
 		return b
 	}
-	return secretAssignment.ReplaceAll(b, []byte("${1}=****"))
+	var out []byte
+	last := 0
+	for i := 0; i < len(b); i++ {
+		if b[i] != '=' {
+			continue
+		}
+		j := i
+		for j > 0 && isNameByte(b[j-1]) {
+			j--
+		}
+		if j == i || !SecretName(string(b[j:i])) {
+			continue
+		}
+		end := valueEnd(b, i+1)
+		out = append(out, b[last:i+1]...)
+		out = append(out, "****"...)
+		last = end
+		i = end - 1
+	}
+	if out == nil {
+		return b
+	}
+	return append(out, b[last:]...)
+}
+
+// valueEnd is where the value starting at k ends: a shell word, whose
+// quoted parts may hold blanks (HF_TOKEN="a b"c is one value). A value
+// that opens a quote the line never closes runs to the end of the line;
+// a quote the line never closes after the value began is someone else's
+// (the closing quote of set -x's 'pytestCommand=... TOKEN=t'), and the
+// value ends before it.
+func valueEnd(b []byte, k int) int {
+	e := k
+	for e < len(b) {
+		c := b[e]
+		switch {
+		case c == '"' || c == '\'':
+			closing := -1
+			for j := e + 1; j < len(b) && b[j] != '\n'; j++ {
+				if b[j] == c {
+					closing = j
+					break
+				}
+			}
+			switch {
+			case closing >= 0:
+				e = closing + 1
+			case e == k:
+				for e < len(b) && b[e] != '\n' {
+					e++
+				}
+				return e
+			default:
+				return e
+			}
+		case strings.IndexByte(" \t\n\r\v\f;&|", c) >= 0:
+			return e
+		default:
+			e++
+		}
+	}
+	return e
 }
 
 // maskingWriter masks secrets. With lineBuffered it holds back a partial
@@ -139,6 +264,15 @@ func (c *Console) Table(write func(io.Writer)) bool {
 	return true
 }
 
+func isName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isNameByte(s[i]) {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // Flush writes anything the job-log stream still holds.
 func (c *Console) Flush() {
 	if f, ok := c.Out.(interface{ Flush() }); ok {
@@ -154,7 +288,7 @@ func redactExports(script []byte) []byte {
 	for i, l := range lines {
 		t := strings.TrimSpace(l)
 		name, _, ok := strings.Cut(strings.TrimPrefix(t, "export "), "=")
-		if ok && secretAssignment.MatchString(name+"=x") {
+		if ok && isName(name) && SecretName(name) {
 			lines[i] = l[:strings.Index(l, "=")+1] + "****"
 			continue
 		}

@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
 	"github.com/disagg-runner/disagg-runner/internal/checkoutgen"
 	"github.com/disagg-runner/disagg-runner/internal/config"
+	"github.com/disagg-runner/disagg-runner/internal/inputfile"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
 	"github.com/disagg-runner/disagg-runner/prefix"
 )
@@ -79,6 +79,15 @@ func planPaths(s Settings) *Plan {
 
 // loadConfig reads and parses the config once and computes the layout.
 func (p *Plan) loadConfig(s Settings) error {
+	// The name is checked before any file is opened: a path in it would
+	// read (and quote in an error) a YAML outside the checkout.
+	if err := prefix.CheckConfigName(s.ConfigName); err != nil {
+		var ve *prefix.ValidationError
+		if errors.As(err, &ve) {
+			ve.Name = s.name(FieldConfig)
+		}
+		return err
+	}
 	switch s.Profile {
 	case checkoutgen.Profile:
 		p.Checkout, p.Profile = true, DetectLayout("", s.TRTLLMDir)
@@ -97,11 +106,11 @@ func (p *Plan) loadConfig(s Settings) error {
 		p.Profile, p.ProfileWhy = prof, "chosen with "+s.name(FieldProfile)
 	}
 	p.ConfigPath = launch.ConfigPath(p.Profile, s.TRTLLMDir, s.ConfigName)
-	data, err := os.ReadFile(p.ConfigPath)
+	data, err := inputfile.Read(p.ConfigPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &missingConfig{fmt.Sprintf("Config file not found: %s (%s=%s, profile %s)", p.ConfigPath, s.name(FieldConfig), s.ConfigName, p.Profile)}
 	} else if err != nil {
-		return err
+		return fmt.Errorf("config file %s (%s=%s): %w", p.ConfigPath, s.name(FieldConfig), s.ConfigName, pathErrorCause(err))
 	}
 	if p.Config, err = config.Parse(data, p.ConfigPath); err != nil {
 		return err
@@ -200,7 +209,17 @@ func (p *Plan) renderOurs(s Settings) (*launch.Result, error) {
 		SrunArgs:       p.Files.SrunArgs,
 		Config:         p.Config,
 		Names:          s.launchInputName,
-	}, os.ReadFile)
+	}, inputfile.Read)
+}
+
+// pathErrorCause is what went wrong with a file, without the operation
+// and path an *fs.PathError adds (the message names the file already).
+func pathErrorCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // renderCheckout runs the checkout's own generator and checks the draft's
@@ -252,7 +271,7 @@ func (p *Plan) writeInputsTo(dir string) error {
 		name string
 		data []byte
 	}{{TestListName, p.Files.TestList}, {ScriptPrefixName, p.Files.ScriptPrefix}, {SrunArgsName, p.Files.SrunArgs}} {
-		if err := atomicfile.Write(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
+		if err := writeFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
 			return err
 		}
 	}
@@ -288,10 +307,13 @@ func (p *Plan) localPath(s Settings, nodePath string) (string, bool) {
 // jobName keeps Slurm's job name short enough for squeue's default column
 // while still naming the run.
 func jobName(runID string) string {
-	if len(runID) > 64 {
-		runID = runID[len(runID)-64:]
+	if len(runID) <= 64 {
+		return runID
 	}
-	return strings.TrimLeft(runID, "_.-")
+	if tail := strings.TrimLeft(runID[len(runID)-64:], "_.-"); tail != "" {
+		return tail
+	}
+	return runID[:64] // a valid run id starts with a letter or digit
 }
 
 // DetectProfileChecked is DetectProfile that refuses a checkout with only

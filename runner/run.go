@@ -12,7 +12,9 @@ import (
 
 	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
 	"github.com/disagg-runner/disagg-runner/internal/checkoutgen"
+	"github.com/disagg-runner/disagg-runner/internal/inputfile"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
+	"github.com/disagg-runner/disagg-runner/internal/termtext"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
 
@@ -87,10 +89,19 @@ func (r *run) close() {
 	}
 }
 
-// check is stage 1: the local half of the checklist. It contacts no
-// cluster: bad local input is reported before any connection is tried.
-func (r *run) check(context.Context) error {
+// check is stage 1: the local half of the checklist, launch.sh rendered
+// in memory included (as `check` does), so that the generator's refusal
+// too comes before anything is written. (The checkout's own generator
+// reads files: with profile checkout, stage 3 renders from the inputs
+// stage 2 wrote.) It contacts no cluster: bad local input is reported
+// before any connection is tried.
+func (r *run) check(ctx context.Context) error {
 	report, plan := checkLocal(r.s)
+	if plan != nil && !plan.Checkout {
+		var it Item
+		r.launch, it = generateItem(ctx, r.s, plan)
+		report.Add(it)
+	}
 	if err := blocking(report, r.con); err != nil {
 		return err
 	}
@@ -103,11 +114,17 @@ func (r *run) check(context.Context) error {
 
 // writeInputs is stage 2: the test list, script prefix and srun args, in
 // a folder of this run's own.
-func (r *run) writeInputs(context.Context) error {
+func (r *run) writeInputs(context.Context) (err error) {
 	p := r.plan
-	if err := os.MkdirAll(p.LocalDir, 0o755); err != nil {
+	created, err := mkdirAll(p.LocalDir)
+	if err != nil {
 		return &WorkspaceError{err}
 	}
+	defer func() {
+		if err != nil {
+			removeCreated(created)
+		}
+	}()
 	if err := p.writeInputsTo(p.LocalDir); err != nil {
 		return &WorkspaceError{err}
 	}
@@ -115,20 +132,59 @@ func (r *run) writeInputs(context.Context) error {
 	return nil
 }
 
-// generate is stage 3: launch.sh from the plan, the contract check, and
-// the script written beside the inputs.
+// writeFile writes a file of the run folder (a test makes it fail).
+var writeFile = atomicfile.Write
+
+// mkdirAll is os.MkdirAll that returns the folders it created, outermost
+// first, so that a failed stage can take them away again.
+func mkdirAll(dir string) (created []string, err error) {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		created = append([]string{d}, created...)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		removeCreated(created)
+		return nil, err
+	}
+	return created, nil
+}
+
+// removeCreated removes what mkdirAll created: the innermost folder (the
+// run's own) with its content, the outer ones only when empty (another
+// run may have put its folder there meanwhile).
+func removeCreated(created []string) {
+	for i := len(created) - 1; i >= 0; i-- {
+		if i == len(created)-1 {
+			os.RemoveAll(created[i])
+		} else if os.Remove(created[i]) != nil {
+			return
+		}
+	}
+}
+
+// generate is stage 3: launch.sh as stage 1 rendered and checked it (the
+// contract check included), written beside the inputs; with profile
+// checkout, the checkout's own generator renders it here from the inputs
+// stage 2 wrote.
 func (r *run) generate(ctx context.Context) error {
-	p := r.plan
-	res, err := p.render(ctx, r.s, p.LocalDir)
-	if err != nil {
-		return &CheckFailed{Items: []Item{renderFailed(r.s, err)}}
+	p, res := r.plan, r.launch
+	if res == nil {
+		var err error
+		if res, err = p.render(ctx, r.s, p.LocalDir); err != nil {
+			return &CheckFailed{Items: []Item{renderFailed(r.s, err)}}
+		}
+		if len(res.Contract) > 0 {
+			return &CheckFailed{Items: []Item{{Name: "draft matches profile", Kind: Input, Detail: launch.FormatMissing(p.DraftPath, p.generatorProfile(), res.Contract)}}}
+		}
+		r.launch = res
 	}
-	if len(res.Contract) > 0 {
-		return &CheckFailed{Items: []Item{{Name: "draft matches profile", Kind: Input, Detail: launch.FormatMissing(p.DraftPath, p.generatorProfile(), res.Contract)}}}
-	}
-	r.launch = res
 	launchPath := filepath.Join(p.LocalDir, LaunchName)
-	if err := atomicfile.Write(launchPath, res.Script, 0o755); err != nil {
+	if err := writeFile(launchPath, res.Script, 0o755); err != nil {
 		return &WorkspaceError{err}
 	}
 	for _, w := range res.Warnings {
@@ -146,7 +202,9 @@ func (r *run) generate(ctx context.Context) error {
 
 func (r *run) printDryRun() {
 	r.con.Log.Info("dry run: nothing submitted", "job_workspace", r.plan.JobWorkspace, "launch", filepath.Join(r.plan.LocalDir, LaunchName))
-	r.con.Out.Write(redactExports(r.launch.Script))
+	// The file keeps its bytes (it is the job's script); the console gets
+	// its control bytes escaped.
+	r.con.Out.Write([]byte(termtext.Text(string(redactExports(r.launch.Script)))))
 	if !bytes.HasSuffix(r.launch.Script, []byte("\n")) {
 		r.con.Out.Write([]byte("\n"))
 	}
@@ -226,7 +284,7 @@ func (r *run) uploadFiles(ctx context.Context) error {
 	}
 	for _, script := range r.upload {
 		local, _ := r.plan.localPath(r.s, script)
-		data, err := os.ReadFile(local)
+		data, err := inputfile.Read(local)
 		if err != nil {
 			return &CheckFailed{Items: []Item{{Name: "run script exists", Kind: Prerequisite,
 				Detail: fmt.Sprintf("%s is missing on the cluster and cannot be uploaded: %v", script, err)}}}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
 	"github.com/disagg-runner/disagg-runner/internal/fakecluster"
 	"github.com/disagg-runner/disagg-runner/internal/perf"
 	"github.com/disagg-runner/disagg-runner/sbatch"
@@ -23,6 +24,8 @@ import (
 // the repository prove the same paths on Slurm and OpenSSH.
 
 const jobWS = "/cluster/work/r1"
+
+var atomicfileWrite = atomicfile.Write
 
 func logWith(code int) []byte {
 	return []byte(fmt.Sprintf("+ export HF_TOKEN=hf_secret\nstarting servers\nRank0 Pytest finished execution with exit code %d\n", code))
@@ -550,5 +553,45 @@ func TestRunJudgesTheBenchmarkNumbersAgainstABaseline(t *testing.T) {
 		if !strings.Contains(f.log.String(), "output_throughput") || !strings.Contains(f.log.String(), "perf verdict: regressed") {
 			t.Errorf("no regression reported:\n%s", f.log.String())
 		}
+	}
+}
+
+// TestRunLeavesNoFolderOnWriteFailure: when the inputs cannot be written,
+// the folders stage 2 created are removed again (an empty
+// WORKSPACE/disagg-runner used to stay behind).
+func TestRunLeavesNoFolderOnWriteFailure(t *testing.T) {
+	f := newFixture(t)
+	defer func(w func(string, []byte, os.FileMode) error) { writeFile = w }(writeFile)
+	writeFile = func(p string, data []byte, mode os.FileMode) error {
+		if filepath.Base(p) == SrunArgsName {
+			return &os.PathError{Op: "write", Path: p, Err: syscall.ENOSPC}
+		}
+		return atomicfileWrite(p, data, mode)
+	}
+	_, err := f.run(context.Background(), Options{DryRun: true})
+	var ws *WorkspaceError
+	if !errors.As(err, &ws) {
+		t.Fatalf("err %v, want a WorkspaceError", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.s.Workspace, "disagg-runner")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stage 2 left %s behind (%v)", filepath.Join(f.s.Workspace, "disagg-runner"), err)
+	}
+
+	// A folder that was there before (an earlier attempt's) is kept.
+	writeFile = atomicfileWrite
+	if _, err := f.run(context.Background(), Options{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	writeFile = func(p string, data []byte, mode os.FileMode) error {
+		if filepath.Base(p) == SrunArgsName {
+			return &os.PathError{Op: "write", Path: p, Err: syscall.ENOSPC}
+		}
+		return atomicfileWrite(p, data, mode)
+	}
+	if _, err := f.run(context.Background(), Options{DryRun: true}); err == nil {
+		t.Fatal("no error")
+	}
+	if _, err := os.Stat(filepath.Join(f.localDir(), LaunchName)); err != nil {
+		t.Errorf("the earlier attempt's folder was removed: %v", err)
 	}
 }

@@ -163,6 +163,22 @@ const (
 
 var runIDUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.+-]+`)
 
+// MaxRunIDLen bounds a run id: it is a folder name, and the job workspace
+// moved aside gets ".job<id>" added, all within a file name's 255 bytes.
+const MaxRunIDLen = 200
+
+var runIDRule = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
+
+// CheckRunID accepts a run id that is one folder name, safe in a path and
+// a shell word, of at most MaxRunIDLen characters. The whole id is
+// checked: it is joined to the workspace and the cluster workdir.
+func CheckRunID(id string) error {
+	if len(id) > MaxRunIDLen || !runIDRule.MatchString(id) {
+		return fmt.Errorf("%q: expected one folder name (letters, digits and _ . + -, starting with a letter or digit, at most %d characters)", id, MaxRunIDLen)
+	}
+	return nil
+}
+
 // NewRunID names a run: the Jenkins BUILD_TAG when there is one (so that a
 // retried step finds its own job again), else the user and a timestamp.
 // The config name is always part of it, and with BUILD_TAG a short digest
@@ -178,5 +194,20 @@ func NewRunID(buildTag, user, configName string, shape []string, now time.Time) 
 		rand.Read(b[:])
 		id = fmt.Sprintf("%s-%s-%s-%s", user, now.Format("20060102-150405"), hex.EncodeToString(b[:]), configName)
 	}
-	return strings.Trim(runIDUnsafe.ReplaceAllString(id, "_"), "_.")
+	id = strings.TrimRight(strings.TrimLeft(runIDUnsafe.ReplaceAllString(id, "_"), "_.+-"), "_.")
+	return boundRunID(id)
+}
+
+// boundRunID shortens an id longer than MaxRunIDLen to its head, a digest
+// of the whole and its tail: the build tag stays at the start, the config
+// name at the end (where the job name is taken from), and distinct ids
+// stay distinct.
+func boundRunID(id string) string {
+	if len(id) <= MaxRunIDLen {
+		return id
+	}
+	const head, digest = 64, 16
+	sum := sha256.Sum256([]byte(id))
+	tail := MaxRunIDLen - head - digest - 2
+	return id[:head] + "-" + hex.EncodeToString(sum[:digest/2]) + "-" + id[len(id)-tail:]
 }

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -96,5 +97,142 @@ func TestMaskFileStreamsAndRewritesOnlyWhenNeeded(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
 		t.Errorf("temporary files left behind: %v", entries)
+	}
+}
+
+// TestNewRunIDBounded: a derived run id is one folder name of at most
+// MaxRunIDLen characters whatever the config name's length (a 250
+// character one made it longer than a file name may be), still unique per
+// input and ending as before (the job name is its tail).
+func TestNewRunIDBounded(t *testing.T) {
+	now := time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC)
+	long := strings.Repeat("c", 250)
+	for _, tag := range []string{"jenkins-perf-disagg-42", ""} {
+		a := NewRunID(tag, "alice", long+"1", []string{"s"}, now)
+		b := NewRunID(tag, "alice", long+"2", []string{"s"}, now)
+		c := NewRunID(tag, "alice", "x"+long+"1", []string{"s"}, now)
+		for _, id := range []string{a, b, c} {
+			if len(id) > MaxRunIDLen || CheckRunID(id) != nil {
+				t.Errorf("BUILD_TAG %q: run id %q (%d characters): %v", tag, id, len(id), CheckRunID(id))
+			}
+		}
+		if a == b || a == c {
+			t.Errorf("BUILD_TAG %q: distinct configs share a run id: %q %q %q", tag, a, b, c)
+		}
+		if tag != "" && NewRunID(tag, "alice", long+"1", []string{"s"}, now) != a {
+			t.Errorf("a retried step gets another run id")
+		}
+	}
+	if id := NewRunID("jenkins-x", "u", long, nil, now); !strings.HasPrefix(id, "jenkins-x-ccc") {
+		t.Errorf("the head is lost: %q", id)
+	}
+	if id := NewRunID("", "-_.u", "cfg", nil, now); CheckRunID(id) != nil {
+		t.Errorf("%q: %v", id, CheckRunID(id))
+	}
+}
+
+func TestCheckRunID(t *testing.T) {
+	for _, ok := range []string{"r1", "jenkins-perf_disagg_42-cfg-0a1b2c3d", "A.b+c-d_e", strings.Repeat("x", MaxRunIDLen), "a" + strings.Repeat("_", 80)} {
+		if err := CheckRunID(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+		// Its job name (the tail) is never empty.
+		if n := jobName(ok); n == "" || !runIDRule.MatchString(n) || len(n) > 64 {
+			t.Errorf("%q: job name %q", ok, n)
+		}
+	}
+	for _, bad := range []string{"", ".", "..", "../x", "a/b", "/abs", "x y", "a\nb", "-x", ".hidden", "_x", "a$b", "a;b", "é", strings.Repeat("x", MaxRunIDLen+1)} {
+		if err := CheckRunID(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		} else if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: error on several lines: %q", bad, err)
+		}
+	}
+}
+
+// TestConsoleEscapesControlBytes: a runner line never carries a raw
+// control byte (an ESC or BEL from a config or test list would act on the
+// terminal; a line break would forge a line), in the message or a value;
+// the job log on stdout stays byte for byte.
+func TestConsoleEscapesControlBytes(t *testing.T) {
+	for _, jsonFormat := range []bool{false, true} {
+		var out, logb bytes.Buffer
+		con := NewConsole(&out, &logb, jsonFormat, nil)
+		con.Log.Error("✗ test list: got \x1b]0;pwned\a \x00\xff\nINFO forged", "fix", "x\x1b[31m")
+		got := logb.String()
+		if strings.ContainsAny(got, "\x1b\a\x00\xff") || strings.Count(got, "\n") != 1 {
+			t.Errorf("json %v: raw control bytes in %q", jsonFormat, got)
+		}
+		if !jsonFormat && !strings.Contains(got, `got \x1b]0;pwned\x07 \x00\xff\nINFO forged`) {
+			t.Errorf("escaped message not found in %q", got)
+		}
+		con.Out.Write([]byte("job \x1b[1mlog\n"))
+		if out.String() != "job \x1b[1mlog\n" {
+			t.Errorf("the job log was changed: %q", out.String())
+		}
+	}
+}
+
+func TestReportTableEscapesControlBytes(t *testing.T) {
+	r := &Report{}
+	r.Add(Item{Name: "x\x1b[2J", Detail: "d\a\x00", Fix: "f\nforged"})
+	var b bytes.Buffer
+	r.WriteTable(&b)
+	if strings.ContainsAny(b.String(), "\x1b\a\x00") || strings.Count(b.String(), "\n") != 3 {
+		t.Errorf("table %q", b.String())
+	}
+}
+
+// TestMaskSecretNames: a name says its value is secret when one of its
+// parts (split at _ and -, and between a lower and an upper case letter)
+// is, in any case, TOKEN, SECRET, PASSWORD, PASSWD, PASSPHRASE, PASS,
+// CREDENTIAL(S), CRED(S), WEBHOOK, COOKIE(S), AUTH, AUTHORIZATION, BEARER,
+// SESSION, PRIVATE or APIKEY, or when its last part is KEY; ordinary names
+// that only contain such letters keep their values.
+func TestMaskSecretNames(t *testing.T) {
+	secret := []string{
+		"HF_TOKEN", "hf_token", "Api_Key", "CREDENTIALS", "SLACK_WEBHOOK_URL", "apiKey", "hfToken", "--hf-token",
+		"DB_PASS", "MY_COOKIE", "X_AUTH", "SESSION_ID", "PRIVATE_KEY", "AWS_SECRET_ACCESS_KEY", "KEY", "NGC_API_KEY",
+		"GITHUB_CREDENTIAL", "my_password", "Passphrase", "BEARER_TOKEN", "GH_APIKEY", "OAuthToken", "SSH_KEY",
+	}
+	plain := []string{
+		"MAX_TOKENS", "KEY_COUNT", "MAX_KEY_LEN", "TOKENIZER", "PWD", "PATH", "HF_HOME", "CUDA_VISIBLE_DEVICES",
+		"BYPASS", "NUM_KEYS", "keyCount", "maxTokens", "SSH_KEY_PATH", "monkey", "KEYBOARD", "AUTHOR", "PASSES",
+		"max_num_tokens", "TRTLLM_ENABLE_PDL", "pytestCommand",
+	}
+	for _, name := range secret {
+		for _, form := range []string{"%s=s3cr3t-v4lue", `%s="s3cr3t v4lue"`, `%s='s3cr3t v4lue'`, `export %s="s3cr3t-v4lue`} {
+			line := "+ " + fmt.Sprintf(form, name) + " next"
+			got := string(MaskAssignments([]byte(line)))
+			if strings.Contains(got, "s3cr3t") || !strings.Contains(got, name+"=****") {
+				t.Errorf("%q: masked as %q", line, got)
+			}
+		}
+	}
+	for _, name := range plain {
+		line := "+ " + name + "=v4lue A=1"
+		if got := string(MaskAssignments([]byte(line))); got != line {
+			t.Errorf("%q: masked as %q", line, got)
+		}
+	}
+	// A value is a whole shell word: quoted parts and what follows them.
+	for in, want := range map[string]string{
+		`HF_TOKEN="abc"def next`:               `HF_TOKEN=**** next`,
+		`HF_TOKEN=ab'c d'e next`:               `HF_TOKEN=**** next`,
+		`'pytestCommand=A=1 TOKEN=t'`:          `'pytestCommand=A=1 TOKEN=****'`,
+		"HF_TOKEN=\"unclosed value\nnext line": "HF_TOKEN=****\nnext line",
+	} {
+		if got := string(MaskAssignments([]byte(in))); got != want {
+			t.Errorf("%q masked as %q, want %q", in, got, want)
+		}
+	}
+	// A secret inside another assignment's value is still found.
+	line := `+ export 'pytestCommand=hf_token=abc Api_Key="k 1" A=1'`
+	if got, want := string(MaskAssignments([]byte(line))), `+ export 'pytestCommand=hf_token=**** Api_Key=**** A=1'`; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	// redactExports uses the same rule.
+	if got := string(redactExports([]byte("export Slack_Webhook_Url=https://hooks/x\nexport KEY_COUNT=3"))); got != "export Slack_Webhook_Url=****\nexport KEY_COUNT=3" {
+		t.Errorf("redactExports: %q", got)
 	}
 }

@@ -15,6 +15,9 @@ type checkCmd struct {
 }
 
 func (c *checkCmd) Run(ctx context.Context, env Env) error {
+	if err := c.connFlags.validate(); err != nil {
+		return err
+	}
 	s, err := c.jobFlags.settings(env, c.connFlags, time.Now())
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	"github.com/charmbracelet/log"
 
 	"github.com/disagg-runner/disagg-runner/internal/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/termtext"
 	"github.com/disagg-runner/disagg-runner/runner"
 )
 
@@ -234,7 +235,8 @@ func printError(env Env, g *globals, level, msg string) {
 	fmt.Fprintf(env.Stderr, "disagg-runner: %s\n", msg)
 }
 
-// oneLine folds a message onto one line: CI logs are grepped line by line.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// oneLine folds a message onto one line (CI logs are grepped line by
+// line) and escapes the control bytes an input may have brought in.
+func oneLine(s string) string { return termtext.Line(strings.Join(strings.Fields(s), " ")) }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/alecthomas/kong"
@@ -70,7 +71,9 @@ func TestScripts(t *testing.T) {
 					ts.Fatalf("exit code %s, want %s%s", got, map[bool]string{true: "not "}[neg], args[0])
 				}
 			},
-			"cpdir": cpdir,
+			"cpdir":   cpdir,
+			"mkfifo":  mkfifo,
+			"envfile": envfile,
 		},
 	})
 }
@@ -108,6 +111,23 @@ func runMain(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("LAST_EXIT", strconv.Itoa(code))
 	if (code != 0) != neg {
 		ts.Fatalf("disagg-runner exited %d", code)
+	}
+}
+
+// envfile sets a variable to a file's content without its final line
+// break: values a script cannot spell (line breaks, control bytes).
+func envfile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: envfile NAME FILE")
+	}
+	ts.Setenv(args[0], strings.TrimSuffix(ts.ReadFile(args[1]), "\n"))
+}
+
+// mkfifo makes named pipes, which nothing ever writes to: reading one
+// would block forever.
+func mkfifo(ts *testscript.TestScript, neg bool, args []string) {
+	for _, a := range args {
+		ts.Check(syscall.Mkfifo(ts.MkAbs(a), 0o644))
 	}
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -16,17 +17,39 @@ import (
 // works on this machine, as on a login node.
 type connFlags struct {
 	Host             string        `name:"cluster-host" env:"CLUSTER_HOST" help:"Login node to reach over SSH; unset means this machine is the login node (no SSH)." placeholder:"HOST"`
-	Port             int           `name:"cluster-port" env:"CLUSTER_PORT" default:"22" help:"SSH port of the login node."`
+	Port             int           `name:"cluster-port" env:"CLUSTER_PORT" default:"22" help:"SSH port of the login node (1-65535)."`
 	User             string        `name:"cluster-user" env:"CLUSTER_USER" help:"SSH user (default: the current user)."`
 	SSHKey           string        `name:"cluster-ssh-key" env:"CLUSTER_SSH_KEY" help:"Private key file (Jenkins sshUserPrivateKey); its passphrase, if any, is read from CLUSTER_SSH_KEY_PASSPHRASE only. Default: ssh-agent, then ~/.ssh/id_*." placeholder:"FILE"`
 	KnownHosts       string        `name:"cluster-known-hosts" env:"CLUSTER_KNOWN_HOSTS" help:"known_hosts file that verifies the login node's host key (default ~/.ssh/known_hosts). Verification cannot be turned off." placeholder:"FILE"`
 	JumpHost         string        `name:"cluster-jump-host" env:"CLUSTER_JUMP_HOST" help:"Reach the login node through this host: [user@]host[:port]." placeholder:"HOST"`
 	AcceptNewHostKey bool          `name:"accept-new-host-key" env:"CLUSTER_ACCEPT_NEW_HOST_KEY" help:"Like OpenSSH's StrictHostKeyChecking=accept-new: add an unknown host's key to the known_hosts file (a changed key is still refused)."`
-	ReconnectBudget  time.Duration `name:"reconnect-budget" env:"CLUSTER_RECONNECT_BUDGET" default:"2m" help:"How long to keep trying to reconnect after the SSH connection drops."`
+	ReconnectBudget  time.Duration `name:"reconnect-budget" env:"CLUSTER_RECONNECT_BUDGET" default:"2m" help:"How long to keep trying to reconnect after the SSH connection drops (a positive duration such as 30s or 5m)."`
+}
+
+// validate checks how to reach the cluster before anything is tried, so
+// that a bad value is bad input (exit 11), not an unreachable cluster (or
+// worse, a silent default: port 0 used to mean 22, a budget of 0 two
+// minutes). It is checked even without a host: the value is wrong anyway.
+func (c connFlags) validate() error {
+	if c.Port < 1 || c.Port > 65535 {
+		return badInput(fmt.Errorf("CLUSTER_PORT=%d: expected a TCP port from 1 to 65535", c.Port))
+	}
+	if c.JumpHost != "" {
+		if err := transport.CheckJumpHost(c.JumpHost); err != nil {
+			return badInput(fmt.Errorf("CLUSTER_JUMP_HOST=%q: expected [user@]host[:port] with a port from 1 to 65535", c.JumpHost))
+		}
+	}
+	if c.ReconnectBudget <= 0 {
+		return badInput(fmt.Errorf("CLUSTER_RECONNECT_BUDGET=%s: expected a positive duration such as 2m", c.ReconnectBudget))
+	}
+	return nil
 }
 
 // transport opens the way to the login node: SSH, or this machine.
 func (c connFlags) transport(ctx context.Context, env Env, logf, debugf func(string, ...any)) (transport.Transport, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
 	if c.Host == "" {
 		return transport.Local{}, nil
 	}
@@ -79,15 +102,15 @@ type jobFlags struct {
 	Workspace     string `name:"workspace" env:"WORKSPACE" help:"Local workspace: inputs are written and results collected under <workspace>/disagg-runner/<run id>/. Default: the current folder." placeholder:"DIR"`
 	ConfigName    string `name:"config" env:"CONFIG_NAME" help:"Config YAML base name; the test id is built from it. Required." placeholder:"NAME"`
 	ClusterWork   string `name:"cluster-workdir" env:"CLUSTER_WORKDIR" help:"Folder on the cluster's shared file system under which each run gets its job workspace. Required with --cluster-host; default on a login node: <workspace>/disagg-runner/jobs." placeholder:"DIR"`
-	Time          string `name:"time" env:"CLUSTER_TIME" help:"Job time limit (#SBATCH --time). Default: the config's slurm.job_time, else 02:00:00." placeholder:"LIMIT"`
+	Time          string `name:"time" env:"CLUSTER_TIME" help:"Job time limit (#SBATCH --time): M, M:S, H:M:S, D-H, D-H:M or D-H:M:S (minutes and seconds below 60, hours below 24 after days), at most 365 days. Default: the config's slurm.job_time, else 02:00:00." placeholder:"LIMIT"`
 	RunSh         string `name:"run-sh" env:"RUN_SH" help:"Run script, node path. Default: <trtllm-node-dir>/jenkins/scripts/slurm_run.sh." placeholder:"PATH"`
 	InstallSh     string `name:"install-sh" env:"INSTALL_SH" help:"Install script, node path. Default: <trtllm-node-dir>/jenkins/scripts/slurm_install.sh." placeholder:"PATH"`
 	DraftLaunchSh string `name:"draft-launch-sh" env:"DRAFT_LAUNCH_SH" help:"The draft launch logic, local path. Default: <trtllm-dir>/jenkins/scripts/perf/disaggregated/slurm_launch_draft.sh." placeholder:"FILE"`
-	PytestCommand string `name:"pytest-command" env:"PYTEST_COMMAND" help:"Replaces the default pytest command whole (a plain command line: no quotes, ; or $(...))." placeholder:"CMD"`
+	PytestCommand string `name:"pytest-command" env:"PYTEST_COMMAND" help:"Replaces the default pytest command whole: a plain command line (no quotes, backslashes, ; & | < > ( ) or $(...)); it may name only $jobWorkspace, $llmSrcNode and Slurm's job numbers such as $SLURM_JOB_ID (the run script evals it on the nodes)." placeholder:"CMD"`
 	StageName     string `name:"stage-name" env:"STAGE_NAME" help:"Stage name (perf-sanity-v2 derives UCX settings from it; shown in results). Default: Jenkins' STAGE_NAME, else the config name." placeholder:"NAME"`
 	Profile       string `name:"profile" env:"DISAGG_PROFILE" enum:",disagg-v1,perf-sanity-v2,perf-sanity-v3,checkout" default:"" help:"Generator profile: disagg-v1, perf-sanity-v2 or perf-sanity-v3, or checkout: the checkout's own submit.py, run with python3 (needs PyYAML), makes launch.sh, for a generation disagg-runner does not know; the rest of the run is the same. Default: detected from the checkout."`
 	ClusterName   string `name:"cluster-name" env:"CLUSTER_NAME" help:"Cluster name for perf-sanity-v3's UCX table (generate --cluster-name). Default: none (no cluster row)." placeholder:"NAME"`
-	RunID         string `name:"run-id" env:"DISAGG_RUN_ID" help:"Names this run's local folder and job workspace. Default: Jenkins' BUILD_TAG plus the config name (so a retried step re-attaches to its job), else user, time and a random suffix." placeholder:"ID"`
+	RunID         string `name:"run-id" env:"DISAGG_RUN_ID" help:"Names this run's local folder and job workspace: one folder name of letters, digits and _ . + - (starting with a letter or digit), at most 200 characters. Default: Jenkins' BUILD_TAG plus the config name (so a retried step re-attaches to its job), else user, time and a random suffix." placeholder:"ID"`
 }
 
 // settings resolves the flags into the runner's Settings.

@@ -10,7 +10,9 @@ import (
 
 	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
 	"github.com/disagg-runner/disagg-runner/internal/checkoutgen"
+	"github.com/disagg-runner/disagg-runner/internal/inputfile"
 	"github.com/disagg-runner/disagg-runner/internal/launch"
+	"github.com/disagg-runner/disagg-runner/internal/termtext"
 	"github.com/disagg-runner/disagg-runner/runner"
 )
 
@@ -21,7 +23,7 @@ type generateCmd struct {
 	LLMSrc        string `name:"llm-src" required:"" help:"TensorRT-LLM checkout root (the config YAML is found under it; relative paths stay relative in the output)." placeholder:"DIR"`
 	TestList      string `name:"test-list" required:"" help:"Test list file: pytest ids such as perf/test_perf_sanity.py::test_e2e[disagg_upload-<config>]." placeholder:"FILE"`
 	DraftLaunchSh string `name:"draft-launch-sh" required:"" help:"The checkout's draft launch logic (jenkins/scripts/perf/disaggregated/slurm_launch_draft.sh)." placeholder:"FILE"`
-	LaunchSh      string `name:"launch-sh" help:"Where to write launch.sh (atomically; nothing is written on error). Required unless --print." placeholder:"FILE"`
+	LaunchSh      string `name:"launch-sh" help:"Where to write launch.sh (atomically, through a symbolic link; a device, FIFO or folder there is refused; nothing is written on error). Required unless --print." placeholder:"FILE"`
 	RunSh         string `name:"run-sh" required:"" help:"Run script path as seen from the nodes (written into the script)." placeholder:"PATH"`
 	InstallSh     string `name:"install-sh" required:"" help:"Install script path as seen from the nodes (written into the script)." placeholder:"PATH"`
 	ScriptPrefix  string `name:"script-prefix" required:"" help:"Script prefix file: #SBATCH directives and export lines, including 'export pytestCommand=...'." placeholder:"FILE"`
@@ -73,7 +75,7 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 	req.ModelsRootEnv, _ = env.LookupEnv("LLM_MODELS_ROOT")
 	// Paths stay as given (relative ones are written relative, as
 	// submit.py writes them) and are read from the Env's folder.
-	read := func(p string) ([]byte, error) { return os.ReadFile(env.abs(p)) }
+	read := func(p string) ([]byte, error) { return inputfile.Read(env.abs(p)) }
 	res, err := launch.Generate(req, read)
 	if err != nil {
 		return badInput(err)
@@ -84,14 +86,14 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 		summary = env.Stderr
 	}
 	for _, w := range res.Warnings {
-		fmt.Fprintln(summary, w)
+		fmt.Fprintln(summary, termtext.Line(w))
 	}
 	if len(res.Contract) > 0 {
 		msg := launch.FormatMissing(c.DraftLaunchSh, profile, res.Contract)
 		if c.StrictContract {
 			return badInput(errors.New(msg))
 		}
-		fmt.Fprintf(env.Stderr, "disagg-runner: warning: %s\n", msg)
+		fmt.Fprintf(env.Stderr, "disagg-runner: warning: %s\n", oneLine(msg))
 	}
 	writeSummary(summary, res)
 	if c.Compare {
@@ -109,7 +111,7 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 	if err := atomicfile.Write(env.abs(c.LaunchSh), res.Script, 0o644); err != nil {
 		return badInput(fmt.Errorf("writing --launch-sh: %w", err))
 	}
-	fmt.Fprintf(summary, "Launch script generated at: %s\n", c.LaunchSh)
+	fmt.Fprintf(summary, "Launch script generated at: %s\n", termtext.Line(c.LaunchSh))
 	return nil
 }
 
@@ -235,15 +237,15 @@ func writeSummary(w io.Writer, res *launch.Result) {
 		mode += " (no context servers)"
 	}
 	fmt.Fprintf(w, "Profile: %s\n", res.Profile)
-	fmt.Fprintf(w, "Test: %s\n", res.TestID.Line)
-	fmt.Fprintf(w, "Config: %s\n", res.ConfigPath)
+	fmt.Fprintf(w, "Test: %s\n", termtext.Line(res.TestID.Line))
+	fmt.Fprintf(w, "Config: %s\n", termtext.Line(res.ConfigPath))
 	fmt.Fprintf(w, "Benchmark mode: %s\n", mode)
 	fmt.Fprintf(w, "Hardware: %d CTX server(s) x %d GPU(s) on %d node(s), %d GEN server(s) x %d GPU(s) on %d node(s), %d GPU(s) per node: %d node(s), %d GPU(s) in all\n",
 		h.NumCtxServers, h.GPUsPerCtxServer, h.NodesPerCtxServer,
 		h.NumGenServers, h.GPUsPerGenServer, h.NodesPerGenServer,
 		h.GPUsPerNode, h.TotalNodes, h.TotalGPUs)
 	if res.OutputDir != "" {
-		fmt.Fprintf(w, "Test output dir: %s\n", res.OutputDir)
+		fmt.Fprintf(w, "Test output dir: %s\n", termtext.Line(res.OutputDir))
 	}
 }
 

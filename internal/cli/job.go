@@ -33,6 +33,9 @@ func (c *attachCmd) Run(ctx context.Context, env Env, g *globals, res *result) e
 	if err != nil {
 		return err
 	}
+	if err := c.connFlags.validate(); err != nil {
+		return err
+	}
 	po, err := c.perfFlags.options(env)
 	if err != nil {
 		return err

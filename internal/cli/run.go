@@ -19,6 +19,9 @@ type runCmd struct {
 }
 
 func (c *runCmd) Run(ctx context.Context, env Env, g *globals, res *result) error {
+	if err := c.connFlags.validate(); err != nil {
+		return err
+	}
 	con := g.console(env)
 	s, err := c.jobFlags.settings(env, c.connFlags, time.Now())
 	if err != nil {

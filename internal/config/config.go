@@ -13,11 +13,15 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/disagg-runner/disagg-runner/internal/py"
 )
 
 // Config is the part of a disaggregated config YAML the runner uses.
@@ -52,6 +56,7 @@ type Worker struct {
 }
 
 // GPUs is the number of GPUs one server of this kind occupies.
+// It can overflow for absurd sizes; launch computes the layout exactly.
 func (w Worker) GPUs() int { return w.TensorParallel * w.PipelineParallel * w.ContextParallel }
 
 // Benchmark is `benchmark.*`.
@@ -127,16 +132,28 @@ func (e *FieldError) Error() string {
 }
 
 // Parse reads a config YAML. path is used only in error messages.
+// It reads YAML as upstream's PyYAML safe loader does (see pyyaml.go).
 func Parse(data []byte, path string) (*Config, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
-		if err.Error() == "EOF" {
+		if err == io.EOF {
 			return nil, fmt.Errorf("%s: the config is empty, expected a YAML mapping with hardware, worker_config, benchmark and environment", path)
 		}
 		return nil, fmt.Errorf("%s: invalid YAML: %s", path, oneLine(err.Error()))
 	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == io.EOF:
+	case err != nil:
+		return nil, fmt.Errorf("%s: invalid YAML: %s", path, oneLine(err.Error()))
+	default:
+		return nil, fmt.Errorf("%s:%d: expected a single document in the stream, but found another document (PyYAML reads one)", path, next.Line)
+	}
 	p := parser{path: path}
+	if err := p.prepare(&doc, ""); err != nil {
+		return nil, err
+	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
@@ -199,6 +216,9 @@ func Parse(data []byte, path string) (*Config, error) {
 			return nil, p.fail("benchmark.concurrency_list", n, "an integer or a string of integers")
 		}
 		c.Benchmark.Concurrency = n.Value
+		if v := pyValue(n); v.Kind == KindInt { // 010 is 8 for PyYAML
+			c.Benchmark.Concurrency = v.Int.String()
+		}
 	}
 	if n := lookup(bm, "concurrency_list"); n != nil {
 		v := pyValue(n)
@@ -293,7 +313,11 @@ func (p *parser) worker(w *yaml.Node, field string, dst *Worker) error {
 	return nil
 }
 
-type parser struct{ path string }
+type parser struct {
+	path  string
+	flat  map[*yaml.Node]bool // mappings whose merge keys are flattened
+	depth int                 // of merge keys being flattened
+}
 
 func (p *parser) fail(field string, n *yaml.Node, expected string) error {
 	return &FieldError{Path: p.path, Field: field, Line: n.Line, Expected: expected, Got: describe(n)}
@@ -328,48 +352,50 @@ func (p *parser) optInt(parent *yaml.Node, section, key string, min int) (*int, 
 	if n.Kind != yaml.ScalarNode {
 		return nil, p.fail(field, n, expected)
 	}
-	v, ok := parseInt(n)
-	if !ok || v < int64(min) || v > math.MaxInt32 {
+	v, ok := pyInt(n)
+	if !ok || v.Cmp(big.NewInt(int64(min))) < 0 || v.Cmp(big.NewInt(math.MaxInt32)) > 0 {
 		return nil, p.fail(field, n, expected)
 	}
-	i := int(v)
+	i := int(v.Int64())
 	return &i, nil
 }
 
-func (p *parser) str(n *yaml.Node, field string) (string, error) {
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!binary" {
-		return "", p.fail(field, n, "a string")
+// pyInt reads an integer as PyYAML types it (010 is 8, 1:30 is 90, 0o10
+// is a string), or a string Python's int() takes ("4", "010" is 10).
+// Booleans and floats are refused.
+func pyInt(n *yaml.Node) (*big.Int, bool) {
+	switch v := pyValue(n); v.Kind {
+	case KindInt:
+		return v.Int, true
+	case KindStr:
+		return py.IntString(v.Text)
 	}
-	return n.Value, nil
+	return nil, false
 }
 
-// boolean accepts YAML 1.1 spellings (yes/no/on/off) as well, because the
-// configs are written for PyYAML, which reads them as booleans.
-func (p *parser) boolean(n *yaml.Node, field string) (bool, error) {
-	if n.Kind == yaml.ScalarNode && (n.Tag == "!!bool" || n.Tag == "!!str") && n.Style == 0 {
-		switch strings.ToLower(n.Value) {
-		case "true", "yes", "on", "y":
-			return true, nil
-		case "false", "no", "off", "n":
-			return false, nil
+// str reads a value upstream formats into text: a string as it is, an
+// integer, boolean or float as Python's str() writes what PyYAML made of
+// it (010 is 8, yes is True).
+func (p *parser) str(n *yaml.Node, field string) (string, error) {
+	if n.Kind == yaml.ScalarNode {
+		switch v := pyValue(n); v.Kind {
+		case KindStr:
+			return v.Text, nil
+		case KindInt, KindBool, KindFloat:
+			return v.Repr(), nil
 		}
+	}
+	return "", p.fail(field, n, "a string")
+}
+
+// boolean reads a YAML 1.1 boolean, as PyYAML types it: true/false,
+// yes/no, on/off in their three cases. Anything else, a string such as
+// y, n or "true" included (Python would find it true), is refused.
+func (p *parser) boolean(n *yaml.Node, field string) (bool, error) {
+	if v := pyValue(n); n.Kind == yaml.ScalarNode && v.Kind == KindBool {
+		return v.Bool, nil
 	}
 	return false, p.fail(field, n, "true or false")
-}
-
-func parseInt(n *yaml.Node) (int64, bool) {
-	s := strings.TrimSpace(n.Value)
-	if n.Tag == "!!str" || n.Tag == "!!int" {
-		if v, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 64); err == nil {
-			return v, true
-		}
-		if n.Tag == "!!int" {
-			if v, err := strconv.ParseInt(s, 0, 64); err == nil {
-				return v, true
-			}
-		}
-	}
-	return 0, false
 }
 
 func lookup(m *yaml.Node, key string) *yaml.Node {

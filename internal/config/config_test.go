@@ -191,6 +191,11 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("hardware: {gpus_per_node: 4}\n"))
 	f.Add([]byte("a: &x [*x]\n"))
+	// Merge keys, tags and documents PyYAML reads or refuses.
+	f.Add([]byte("d: &d {tensor_parallel_size: 4}\nworker_config: {gen: {<<: [*d, {pipeline_parallel_size: 2}]}}\nhardware: {<<: {gpus_per_node: 010}}\n"))
+	f.Add([]byte("a: &a {<<: *a}\n"))
+	f.Add([]byte("a: !!python/tuple [1]\n---\nb: 1\n"))
+	f.Add([]byte("? [a]\n: 1\nt: 2024-02-30\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data, "fuzz.yaml")
 		if err != nil {
@@ -209,4 +214,98 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParseAsPyYAML: the config is read as submit.py's PyYAML (YAML 1.1,
+// safe loader) reads it: merge keys, 1.1 integers (010 is octal 8,
+// 1:30 is 90, 0o10 is a string), one document only, and what its safe
+// loader refuses is refused here too. (Checked against PyYAML 6.0.)
+func TestParseAsPyYAML(t *testing.T) {
+	c, err := Parse([]byte(`
+defaults: &defaults {tensor_parallel_size: 4, pipeline_parallel_size: 2}
+hw: &hw {gpus_per_node: 4, num_ctx_servers: 1}
+more: &more {pipeline_parallel_size: 8, context_parallel_size: 3}
+hardware:
+  <<: *hw
+  num_gen_servers: 2
+worker_config:
+  ctx:
+    <<: *defaults
+    tensor_parallel_size: 1
+  gen:
+    <<: [*defaults, *more]
+benchmark: {mode: e2e, concurrency_list: 010}
+environment: {<<: {worker_env_var: "A=1"}}
+`), "c.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *c.Hardware.GPUsPerNode != 4 || *c.Hardware.NumCtxServers != 1 || *c.Hardware.NumGenServers != 2 {
+		t.Errorf("hardware through a merge key: %+v", c.Hardware)
+	}
+	// The mapping's own keys win over merged ones; in a list of merges
+	// the earlier mapping wins.
+	if c.Ctx.TensorParallel != 1 || c.Ctx.PipelineParallel != 2 || c.Ctx.ContextParallel != 1 {
+		t.Errorf("ctx %+v", c.Ctx)
+	}
+	if c.Gen.TensorParallel != 4 || c.Gen.PipelineParallel != 2 || c.Gen.ContextParallel != 3 {
+		t.Errorf("gen %+v", c.Gen)
+	}
+	if c.Environment.WorkerEnvVar != "A=1" || !c.Sections["hardware"] {
+		t.Errorf("environment %+v sections %v", c.Environment, c.Sections)
+	}
+	if n, err := c.Benchmark.SingleConcurrency(); err != nil || n != 8 {
+		t.Errorf("concurrency_list: 010 is %d (%v), PyYAML reads 8", n, err)
+	}
+
+	for yaml, want := range map[string]int{
+		"010": 8, "0o10": -1, "1_000": 1000, "0x1F": 31, "0b11": 3, "+4": 4, "1:30": 90, "0_10": 8,
+		`"010"`: 10, `'1_000'`: 1000, "!!int '010'": 8, "08": 8, "4.0": -1, "true": -1, "'0x10'": -1, "1e3": -1,
+	} {
+		c, err := Parse([]byte("hardware: {gpus_per_node: "+yaml+"}\n"), "c.yaml")
+		switch {
+		case want < 0 && err == nil:
+			t.Errorf("gpus_per_node: %s read as %d, want a refusal", yaml, *c.Hardware.GPUsPerNode)
+		case want >= 0 && err != nil:
+			t.Errorf("gpus_per_node: %s: %v, want %d", yaml, err, want)
+		case want >= 0 && *c.Hardware.GPUsPerNode != want:
+			t.Errorf("gpus_per_node: %s read as %d, want %d", yaml, *c.Hardware.GPUsPerNode, want)
+		}
+	}
+
+	// Booleans are YAML 1.1's: y and n are strings for PyYAML (and so
+	// refused where a boolean is needed); on/off are booleans.
+	for yaml, want := range map[string]int{"on": 1, "Off": 0, "YES": 1, "y": -1, "n": -1, "tRuE": -1, "'true'": -1} {
+		c, err := Parse([]byte("worker_config: {gen: {enable_attention_dp: "+yaml+"}}\n"), "c.yaml")
+		switch {
+		case want < 0 && err == nil:
+			t.Errorf("enable_attention_dp: %s read as %v, want a refusal", yaml, c.Gen.EnableAttentionDP)
+		case want >= 0 && (err != nil || c.Gen.EnableAttentionDP != (want == 1)):
+			t.Errorf("enable_attention_dp: %s: %v %v", yaml, c, err)
+		}
+	}
+
+	for _, ok := range []string{"---\nhardware: {gpus_per_node: 4}\n...\n", "%YAML 1.1\n---\nhardware: {}\n", "a: ! 010\n", "a: !!binary aGk=\nb: !!set {x}\nc: !!omap [x: 1]\nd: 2024-02-29\n"} {
+		if _, err := Parse([]byte(ok), "c.yaml"); err != nil {
+			t.Errorf("Parse(%q): %v (PyYAML reads it)", ok, err)
+		}
+	}
+	for yaml, want := range map[string]string{
+		"hardware: {}\n---\nbenchmark: {}\n":    "c.yaml:2: expected a single document in the stream, but found another document",
+		"hardware: {}\n--- \n":                  "expected a single document",
+		"metadata: !foo x\n":                    `c.yaml:1: metadata: PyYAML's safe loader has no constructor for the tag "!foo"`,
+		"metadata: {a: !!python/tuple [1]}\n":   `metadata.a: PyYAML's safe loader has no constructor for the tag "!!python/tuple"`,
+		"? [a]\n: 1\n":                          "(document): a list cannot be a mapping key (PyYAML: found unhashable key)",
+		"metadata: {date: 2024-13-45}\n":        `metadata.date: "2024-13-45" is not a valid date`,
+		"metadata: {at: 2024-01-01 25:00:00}\n": `metadata.at: "2024-01-01 25:00:00" is not a valid date`,
+		"metadata: {x: !!bool maybe}\n":         `metadata.x: "maybe" is not a valid !!bool`,
+		"metadata: {x: !!int abc}\n":            `metadata.x: "abc" is not a valid !!int`,
+		"hardware: {<<: 1}\n":                   "hardware: a merge key (<<) needs a mapping or a list of mappings",
+		"hardware: {<<: [{a: 1}, 2]}\n":         "hardware: a merge key (<<) needs a mapping or a list of mappings",
+	} {
+		_, err := Parse([]byte(yaml), "c.yaml")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%q): %v, want an error containing %q", yaml, err, want)
+		}
+	}
 }

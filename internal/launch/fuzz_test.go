@@ -1,11 +1,14 @@
 package launch
 
 import (
+	"math"
+	"math/big"
 	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/disagg-runner/disagg-runner/internal/config"
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
@@ -200,6 +203,102 @@ func FuzzWaived(f *testing.F) {
 			!strings.ContainsAny(id, "\n") && pyStrip(line) == line {
 			if own, _ := splitMarker(id + " SKIP"); own == id && !waived(id+" SKIP\n", line, testPrefix) {
 				t.Fatalf("%q SKIP does not waive %q", id, line)
+			}
+		}
+	})
+}
+
+// FuzzCheckEvalBound: text accepted for an eval'ed role environment,
+// once launch.sh's double quotes are removed (\$ is $), holds no command
+// separator, redirection or substitution, and every $ starts $name or
+// ${name}; a plain one names an inert variable.
+func FuzzCheckEvalBound(f *testing.F) {
+	for _, s := range []string{
+		"TLLM_LOG_LEVEL=INFO TRTLLM_SERVER_DISABLE_GC=1", `DIR=/tmp/c_\${SLURM_LOCALID}`, `A=1 \$(touch /tmp/p)`,
+		"A=1; B=2", "A=$stageName", "A=${x:=a}", "A=$jobWorkspace/x", `A=\$'x'`, "A=$((1))", "A=`x`",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if checkDoubleQuoted("f", s) != nil || CheckEvalBound(s) != nil {
+			return
+		}
+		eval := strings.ReplaceAll(s, `\$`, "$")
+		if strings.ContainsAny(eval, ";&|<>()`\"\n\r") {
+			t.Fatalf("%q accepted: eval'ed as %q", s, eval)
+		}
+		for i := 0; i < len(eval); i++ {
+			if eval[i] != '$' {
+				continue
+			}
+			n := varRefLen(eval[i:])
+			if n == 0 {
+				t.Fatalf("%q accepted with a $ that is no plain reference at %d", s, i)
+			}
+			i += n - 1
+		}
+		// Plain references (not written \$) name inert variables only.
+		for i := 0; i < len(s); i++ {
+			if s[i] == '\\' {
+				i++
+				continue
+			}
+			if s[i] == '$' {
+				n := varRefLen(s[i:])
+				if name := strings.Trim(s[i+1:i+n], "{}"); !isInert(name) {
+					t.Fatalf("%q accepted with a plain reference to %s", s, name)
+				}
+				i += n - 1
+			}
+		}
+	})
+}
+
+// FuzzComputeHardware: any sizes config.Parse lets through give a layout
+// whose counts are positive where they must be and bounded, computed
+// without overflow (checked against exact arithmetic), or a one-line
+// error.
+func FuzzComputeHardware(f *testing.F) {
+	f.Add(4, 1, 1, 4, 1, 1, 4, 1, 1, false)
+	f.Add(4, 1, 1, 2097152, 2097152, 2097152, 1, 1, 1, false)
+	f.Add(2147483647, 2147483647, 2147483647, 1, 1, 1, 1, 1, 1, true)
+	f.Fuzz(func(t *testing.T, gpn, nctx, ngen, ctp, cpp, ccp, gtp, gpp, gcp int, genOnly bool) {
+		bound := func(v, min int) int { // what config.Parse accepts
+			if v < min || v > math.MaxInt32 {
+				return min
+			}
+			return v
+		}
+		gpn, nctx, ngen = bound(gpn, 1), bound(nctx, 0), bound(ngen, 0)
+		c := &config.Config{Hardware: config.Hardware{GPUsPerNode: &gpn, NumCtxServers: &nctx, NumGenServers: &ngen}}
+		c.Ctx = config.Worker{TensorParallel: bound(ctp, 1), PipelineParallel: bound(cpp, 1), ContextParallel: bound(ccp, 1)}
+		c.Gen = config.Worker{TensorParallel: bound(gtp, 1), PipelineParallel: bound(gpp, 1), ContextParallel: bound(gcp, 1)}
+		for _, p := range Profiles {
+			h, err := computeHardware(p, c, genOnly, "c.yaml")
+			if err != nil {
+				if strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "expected at most") {
+					t.Fatalf("%s: error %q", p, err)
+				}
+				continue
+			}
+			exact := func(ws ...int) *big.Int {
+				v := big.NewInt(1)
+				for _, w := range ws {
+					v.Mul(v, big.NewInt(int64(w)))
+				}
+				return v
+			}
+			if exact(c.Ctx.TensorParallel, c.Ctx.PipelineParallel, c.Ctx.ContextParallel).Cmp(big.NewInt(int64(h.GPUsPerCtxServer))) != 0 ||
+				exact(c.Gen.TensorParallel, c.Gen.PipelineParallel, c.Gen.ContextParallel).Cmp(big.NewInt(int64(h.GPUsPerGenServer))) != 0 {
+				t.Fatalf("%s: GPUs per server %d/%d overflowed", p, h.GPUsPerCtxServer, h.GPUsPerGenServer)
+			}
+			for _, v := range []int{h.TotalNodes, h.TotalGPUs, h.GPUsPerCtxServer, h.GPUsPerGenServer} {
+				if v < 0 || v > MaxJobSize {
+					t.Fatalf("%s: layout %+v out of bounds", p, h)
+				}
+			}
+			if h.TotalGPUs != h.TotalNodes*h.GPUsPerNode || h.NodesPerCtxServer < 1 || h.NodesPerGenServer < 1 {
+				t.Fatalf("%s: layout %+v inconsistent", p, h)
 			}
 		}
 	})

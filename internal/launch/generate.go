@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -309,23 +310,56 @@ func computeHardware(p Profile, c *config.Config, genOnly bool, cfgPath string) 
 		return Hardware{}, fmt.Errorf("%s: %s: %s not set", cfgPath, msg, strings.Join(missing, ", "))
 	}
 	h := Hardware{
-		NumGenServers:    *hw.NumGenServers,
-		GPUsPerNode:      *hw.GPUsPerNode,
-		GPUsPerCtxServer: c.Ctx.GPUs(),
-		GPUsPerGenServer: c.Gen.GPUs(),
+		NumGenServers: *hw.NumGenServers,
+		GPUsPerNode:   *hw.GPUsPerNode,
 	}
 	if !genOnly {
 		h.NumCtxServers = *hw.NumCtxServers
+	}
+	// Each size is below 2^31 (config.Parse), but their products need not
+	// fit an int: they are computed exactly and bounded.
+	var err error
+	if h.GPUsPerCtxServer, err = serverGPUs(c.Ctx, "worker_config.ctx", cfgPath); err != nil {
+		return Hardware{}, err
+	}
+	if h.GPUsPerGenServer, err = serverGPUs(c.Gen, "worker_config.gen", cfgPath); err != nil {
+		return Hardware{}, err
 	}
 	// config.Parse guarantees GPUsPerNode > 0, so these never divide by 0.
 	h.NodesPerCtxServer = ceilDiv(h.GPUsPerCtxServer, h.GPUsPerNode)
 	h.NodesPerGenServer = ceilDiv(h.GPUsPerGenServer, h.GPUsPerNode)
 	h.GPUsPerNodePerCtxServer = min(h.GPUsPerCtxServer, h.GPUsPerNode)
 	h.GPUsPerNodePerGenServer = min(h.GPUsPerGenServer, h.GPUsPerNode)
-	h.TotalNodes = h.NumCtxServers*h.NodesPerCtxServer + h.NumGenServers*h.NodesPerGenServer
+	nodes := new(big.Int).Add(mul(h.NumCtxServers, h.NodesPerCtxServer), mul(h.NumGenServers, h.NodesPerGenServer))
+	if nodes.Cmp(big.NewInt(MaxJobSize)) > 0 {
+		return Hardware{}, fmt.Errorf("%s: hardware.num_ctx_servers × nodes per CTX server + hardware.num_gen_servers × nodes per GEN server = %d × %d + %d × %d = %s nodes, expected at most %d",
+			cfgPath, h.NumCtxServers, h.NodesPerCtxServer, h.NumGenServers, h.NodesPerGenServer, nodes, MaxJobSize)
+	}
+	h.TotalNodes = int(nodes.Int64())
+	if gpus := mul(h.TotalNodes, h.GPUsPerNode); gpus.Cmp(big.NewInt(MaxJobSize)) > 0 {
+		return Hardware{}, fmt.Errorf("%s: nodes × hardware.gpus_per_node = %d × %d = %s GPUs in all, expected at most %d",
+			cfgPath, h.TotalNodes, h.GPUsPerNode, gpus, MaxJobSize)
+	}
 	h.TotalGPUs = h.TotalNodes * h.GPUsPerNode
 	return h, nil
 }
+
+// MaxJobSize bounds every count the layout derives (GPUs per server,
+// nodes, GPUs in all): far above any cluster, far below an overflow.
+const MaxJobSize = 1 << 20
+
+// serverGPUs is tensor × pipeline × context parallel size, bounded.
+func serverGPUs(w config.Worker, field, cfgPath string) (int, error) {
+	n := mul(w.TensorParallel, w.PipelineParallel)
+	n.Mul(n, big.NewInt(int64(w.ContextParallel)))
+	if n.Cmp(big.NewInt(MaxJobSize)) > 0 {
+		return 0, fmt.Errorf("%s: %s: tensor_parallel_size × pipeline_parallel_size × context_parallel_size = %d × %d × %d = %s GPUs per server, expected at most %d",
+			cfgPath, field, w.TensorParallel, w.PipelineParallel, w.ContextParallel, n, MaxJobSize)
+	}
+	return int(n.Int64()), nil
+}
+
+func mul(a, b int) *big.Int { return new(big.Int).Mul(big.NewInt(int64(a)), big.NewInt(int64(b))) }
 
 // hardwareExports are the layout's export lines, in the profile's order
 // (v2 adds the per-node GPU counts before the totals).

@@ -2,9 +2,13 @@ package launch
 
 import (
 	"io/fs"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/disagg-runner/disagg-runner/internal/config"
 )
 
 func TestGroupPytestArgs(t *testing.T) {
@@ -272,6 +276,142 @@ func TestGenerateErrors(t *testing.T) {
 				t.Errorf("error is not one line: %q", err)
 			}
 		})
+	}
+}
+
+// TestGenerateRefusesEvalInjection: the role environments are pasted
+// between double quotes in launch.sh and the result is eval'ed by the run
+// script on the nodes, so anything that is inert in launch.sh but acts at
+// the eval is refused too (upstream passes it through), in every profile
+// and every environment field.
+func TestGenerateRefusesEvalInjection(t *testing.T) {
+	fields := []string{"worker_env_var", "ctx_worker_env_var", "gen_worker_env_var", "server_env_var", "benchmark_env_var"}
+	bad := map[string]string{
+		`A=1 \\$(touch /tmp/pwned)`: "only $name or ${name} may follow $",
+		`A=1; touch /tmp/pwned`:     "';'",
+		`A=1 && touch /tmp/pwned`:   "'&'",
+		`A=1 || touch /tmp/pwned`:   "'|'",
+		`A=1 > /tmp/pwned`:          "'>'",
+		`A=1 < /etc/passwd`:         "'<'",
+		`A=(x)`:                     "'('",
+		`A=1 \\${x:=a}`:             "only $name or ${name} may follow $",
+		`A=1 \\${!x}`:               "only $name or ${name} may follow $",
+		`A=1 \\$((1+1))`:            "only $name or ${name} may follow $",
+		`A=$stageName`:              "$stageName",
+		`A=${HOME}`:                 "$HOME",
+		`A=1 \\$'x'`:                "only $name or ${name} may follow $",
+	}
+	for _, p := range Profiles {
+		for _, f := range fields {
+			for v, want := range bad {
+				yaml := goodYAML + "environment: {" + f + ": \"" + v + "\"}\n"
+				yaml = strings.Replace(yaml, "environment: {worker_env_var: \"A=1\", server_env_var: \"S=1\"}\n", "", 1)
+				if p == V3 {
+					yaml = strings.Replace(yaml, `"512 1075"`, "512", 1)
+				}
+				req, files := baseFiles(p, yaml)
+				res, err := Generate(req, memFS(files))
+				if err == nil {
+					t.Errorf("%s %s %q: accepted:\n%s", p, f, v, res.Script)
+					continue
+				}
+				if msg := err.Error(); !strings.Contains(msg, "environment."+f) || !strings.Contains(msg, want) || !strings.Contains(msg, "eval") {
+					t.Errorf("%s %s %q: %q\nwant it to name environment.%s, %q and the eval", p, f, v, msg, f, want)
+				}
+			}
+		}
+	}
+	// What real configs hold stays accepted: NAME=value words, values
+	// deferred to the node with \$, and the inert variables.
+	for _, v := range []string{
+		"TLLM_LOG_LEVEL=INFO TRTLLM_SERVER_DISABLE_GC=1 ENROOT_ALLOW_DEV=yes NCCL_GRAPH_MIXING_SUPPORT=0",
+		`UCX_TLS=^ib,cuda_copy X=a:b/c@d%e+f`,
+		`DIR=/tmp/cache_\\${SLURM_LOCALID} HOME_ON_NODE=\\$HOME`,
+		`OUT=$jobWorkspace/out SRC=${llmSrcNode} JOB=$SLURM_JOB_ID`,
+		`A='x y' B=*`,
+		``,
+	} {
+		for _, p := range Profiles {
+			yaml := strings.Replace(goodYAML, `worker_env_var: "A=1"`, `worker_env_var: "`+v+`"`, 1)
+			if p == V3 {
+				yaml = strings.Replace(yaml, `"512 1075"`, "512", 1)
+			}
+			req, files := baseFiles(p, yaml)
+			if _, err := Generate(req, memFS(files)); err != nil {
+				t.Errorf("%s: %q refused: %v", p, v, err)
+			}
+		}
+	}
+}
+
+// TestRealConfigsPassEvalCheck: the environment rule refuses nothing a
+// real config holds (the golden cases run it too).
+func TestRealConfigsPassEvalCheck(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "testdata", "shared", "fixtures", "configs", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixture configs: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := config.Parse(data, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkEnvStrings(c, f); err != nil {
+			t.Errorf("a real config is refused: %v", err)
+		}
+	}
+}
+
+// TestGenerateSizeOverflow: sizes each within bounds whose products
+// overflow (tp=pp=cp=2097152 made #SBATCH --nodes negative) or are absurd
+// are refused, naming the config fields, for every profile.
+func TestGenerateSizeOverflow(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"ctx parallel sizes", `
+hardware: {gpus_per_node: 4, num_ctx_servers: 1, num_gen_servers: 1}
+worker_config:
+  ctx: {tensor_parallel_size: 2097152, pipeline_parallel_size: 2097152, context_parallel_size: 2097152}
+  gen: {tensor_parallel_size: 4}
+benchmark: {mode: e2e, concurrency_list: 1}
+`, "worker_config.ctx: tensor_parallel_size × pipeline_parallel_size × context_parallel_size = 2097152 × 2097152 × 2097152 = 9223372036854775808 GPUs per server, expected at most 1048576"},
+		{"gen parallel sizes", `
+hardware: {gpus_per_node: 4, num_ctx_servers: 1, num_gen_servers: 1}
+worker_config:
+  ctx: {tensor_parallel_size: 4}
+  gen: {tensor_parallel_size: 2147483647, pipeline_parallel_size: 2}
+benchmark: {mode: e2e, concurrency_list: 1}
+`, "worker_config.gen: tensor_parallel_size × pipeline_parallel_size × context_parallel_size = 2147483647 × 2 × 1 = 4294967294 GPUs per server"},
+		{"gen servers", `
+hardware: {gpus_per_node: 4, num_ctx_servers: 1, num_gen_servers: 2147483647}
+worker_config:
+  ctx: {tensor_parallel_size: 4}
+  gen: {tensor_parallel_size: 1048576}
+benchmark: {mode: e2e, concurrency_list: 1}
+`, "hardware.num_ctx_servers × nodes per CTX server + hardware.num_gen_servers × nodes per GEN server = 1 × 1 + 2147483647 × 262144 = 562949953159169 nodes, expected at most 1048576"},
+		{"gpus per node", `
+hardware: {gpus_per_node: 2147483647, num_ctx_servers: 1, num_gen_servers: 1}
+worker_config:
+  ctx: {tensor_parallel_size: 1}
+  gen: {tensor_parallel_size: 1}
+benchmark: {mode: e2e, concurrency_list: 1}
+`, "nodes × hardware.gpus_per_node = 2 × 2147483647 = 4294967294 GPUs in all, expected at most 1048576"},
+	}
+	for _, p := range Profiles {
+		for _, c := range cases {
+			req, files := baseFiles(p, c.yaml)
+			res, err := Generate(req, memFS(files))
+			if err == nil {
+				t.Errorf("%s %s: accepted, hardware %+v", p, c.name, res.Hardware)
+				continue
+			}
+			if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), ConfigPath(p, "src", "cfg")) {
+				t.Errorf("%s %s: %v\nwant it to name the file and %q", p, c.name, err, c.want)
+			}
+		}
 	}
 }
 

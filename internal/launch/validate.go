@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -118,6 +119,72 @@ func checkDoubleQuoted(where, v string) error {
 	return nil
 }
 
+// InertVars are the variables whose values may be pasted into text the
+// nodes eval: a plain $name in such text is expanded when launch.sh runs,
+// and its value is then parsed again as shell by the eval. These hold
+// only paths the runner checked (jobWorkspace, llmSrcNode) or numbers
+// Slurm sets.
+var InertVars = []string{
+	"jobWorkspace", "llmSrcNode",
+	"SLURM_JOB_ID", "SLURM_JOBID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID",
+	"SLURM_NNODES", "SLURM_JOB_NUM_NODES", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID",
+}
+
+func isInert(name string) bool {
+	for _, v := range InertVars {
+		if v == name {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckEvalBound judges text that launch.sh writes between double quotes
+// and the run script later evals on the nodes (the role environments,
+// pytestCommand), as launch.sh will have expanded it: a \$ there is a
+// plain $ at the eval. What would act at the eval is refused: command
+// separators and redirections (; & | < > ( )), any $ other than $name or
+// ${name} (command substitution, arithmetic, ${x:=...}, ${!x}, $'...'),
+// and plain references to variables whose values are not known to be
+// inert (their values become shell text at the eval). \$name is fine:
+// the eval expands it and does not parse the result again. The error is
+// the reason alone; the caller names the input.
+func CheckEvalBound(v string) error {
+	const why = "it is eval'ed on the nodes"
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		escaped := false
+		if c == '\\' && i+1 < len(v) && v[i+1] == '$' {
+			escaped = true
+			i++
+			c = '$'
+		}
+		switch {
+		case strings.IndexByte(";&|<>()", c) >= 0:
+			return fmt.Errorf("character %q is not allowed (%s, where it would start another command or a redirection)", c, why)
+		case c == '$':
+			n := varRefLen(v[i:])
+			if n == 0 {
+				return fmt.Errorf("only $name or ${name} may follow $ (%s; command substitution and other expansions are refused)", why)
+			}
+			name := strings.Trim(v[i+1:i+n], "{}")
+			if !escaped && !isInert(name) {
+				return &NotInertError{Name: name}
+			}
+			i += n - 1
+		}
+	}
+	return nil
+}
+
+// NotInertError is a plain reference, in text the nodes eval, to a
+// variable whose value is not known to be inert.
+type NotInertError struct{ Name string }
+
+func (e *NotInertError) Error() string {
+	return fmt.Sprintf("$%s is expanded when launch.sh runs and its value is then eval'ed on the nodes; only $%s may be used there", e.Name, strings.Join(InertVars, ", $"))
+}
+
 func checkEnvStrings(c *config.Config, cfgPath string) error {
 	for _, f := range []struct{ field, v string }{
 		{"environment.worker_env_var", c.Environment.WorkerEnvVar},
@@ -126,8 +193,17 @@ func checkEnvStrings(c *config.Config, cfgPath string) error {
 		{"environment.server_env_var", c.Environment.ServerEnvVar},
 		{"environment.benchmark_env_var", c.Environment.BenchmarkEnvVar},
 	} {
-		if err := checkDoubleQuoted(cfgPath+": "+f.field, f.v); err != nil {
+		where := cfgPath + ": " + f.field
+		if err := checkDoubleQuoted(where, f.v); err != nil {
 			return err
+		}
+		// Upstream passes these through, but the run script evals them.
+		if err := CheckEvalBound(f.v); err != nil {
+			var ni *NotInertError
+			if errors.As(err, &ni) {
+				return fmt.Errorf("%s: value %q: %w (\\$%s defers it to the node, where it is safe)", where, f.v, err, ni.Name)
+			}
+			return fmt.Errorf("%s: value %q: %w", where, f.v, err)
 		}
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/disagg-runner/disagg-runner/internal/inputfile"
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
@@ -47,6 +48,11 @@ type hostKeyPlan struct {
 // that is a type the file lacks (ecdsa when only ed25519 was recorded) the
 // check fails as if the key had changed.
 func (k *knownHostsFile) forAddr(addr string) (*hostKeyPlan, error) {
+	// knownhosts opens the file as it is: a FIFO would block it, a device
+	// fill the memory. A file Read accepts is read again by knownhosts.
+	if _, err := inputfile.Read(k.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("cannot read known_hosts file: %v", err)
+	}
 	check, err := knownhosts.New(k.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		check = func(string, net.Addr, ssh.PublicKey) error { return &knownhosts.KeyError{} }

@@ -208,6 +208,13 @@ func (cfg SSHConfig) withDefaults() (SSHConfig, error) {
 	return cfg, nil
 }
 
+// CheckJumpHost accepts a jump host of the form [user@]host[:port] with a
+// port from 1 to 65535, as DialSSH takes it.
+func CheckJumpHost(spec string) error {
+	_, err := parseJumpHost(spec, "user")
+	return err
+}
+
 func parseJumpHost(spec, defaultUser string) (*endpoint, error) {
 	u, hostport := defaultUser, spec
 	if i := strings.LastIndex(spec, "@"); i >= 0 {

@@ -373,6 +373,40 @@ func TestSSHEncryptedKey(t *testing.T) {
 	}
 }
 
+// TestSSHInputFilesNotRegular: a key or known_hosts file that is a FIFO
+// or a device is refused at once, never read: a FIFO blocked the dial for
+// good, /dev/zero ran out of memory.
+func TestSSHInputFilesNotRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		edit func(*SSHConfig, string)
+		want string
+	}{
+		{"key", func(c *SSHConfig, p string) { c.KeyFile = p }, "cannot read SSH key file"},
+		{"known_hosts", func(c *SSHConfig, p string) { c.KnownHostsFile = p }, "cannot read known_hosts file"},
+	} {
+		for _, p := range []string{fifo, "/dev/zero"} {
+			e := newEnv(t)
+			c.edit(&e.cfg, p)
+			done := make(chan error, 1)
+			go func() {
+				_, err := DialSSH(testCtx(t), e.cfg)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				wantUnreachable(t, err, c.want, p, "not a regular file")
+			case <-time.After(30 * time.Second): // it would block for good
+				t.Fatalf("%s %s: the dial blocked", c.name, p)
+			}
+		}
+	}
+}
+
 func TestSSHAgentAuth(t *testing.T) {
 	e := newEnv(t)
 	t.Setenv("HOME", t.TempDir()) // no ~/.ssh/id_* to fall back on
@@ -888,6 +922,17 @@ func TestParseJumpHost(t *testing.T) {
 	for _, bad := range []string{"", "ops@", "host:port", "host:0"} {
 		if _, err := parseJumpHost(bad, "me"); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+	// CheckJumpHost judges the form alone (the user defaults later).
+	for _, ok := range []string{"bastion", "bastion:2200", "ops@bastion:65535", "[::1]"} {
+		if err := CheckJumpHost(ok); err != nil {
+			t.Errorf("CheckJumpHost(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"user@", "@host", "host:abc", "host:70000", "host:", "host:-1", ":22"} {
+		if err := CheckJumpHost(bad); err == nil {
+			t.Errorf("CheckJumpHost(%q) accepted", bad)
 		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/disagg-runner/disagg-runner/internal/inputfile"
 )
 
 // authSource holds the keys to log in with. Key files are read once, at
@@ -68,7 +70,7 @@ func newAuthSource(cfg SSHConfig) (*authSource, error) {
 
 // loadKey reads a private key. The passphrase is never part of an error.
 func loadKey(file, passphrase string) (ssh.Signer, error) {
-	pem, err := os.ReadFile(file)
+	pem, err := inputfile.Read(file)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read SSH key file: %v", err)
 	}
