@@ -182,7 +182,7 @@ func Main(ctx context.Context, args []string, env Env) (code int) {
 	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "disagg-runner: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(env.Stderr, "disagg-runner: %s\n", termtext.OneLine(err.Error()))
 		return exitcode.BadInput
 	}
 	res := &result{}
@@ -226,7 +226,7 @@ func report(ctx context.Context, env Env, g *globals, out *runner.Outcome, err e
 
 // printError writes the one final line, as JSON when the log is JSON.
 func printError(env Env, g *globals, level, msg string) {
-	msg = oneLine(msg)
+	msg = termtext.OneLine(msg)
 	if g != nil && g.LogFormat == "json" {
 		b, _ := json.Marshal(map[string]string{"time": time.Now().Format(time.RFC3339), "level": level, "msg": msg})
 		fmt.Fprintf(env.Stderr, "%s\n", b)
@@ -234,9 +234,5 @@ func printError(env Env, g *globals, level, msg string) {
 	}
 	fmt.Fprintf(env.Stderr, "disagg-runner: %s\n", msg)
 }
-
-// oneLine folds a message onto one line (CI logs are grepped line by
-// line) and escapes the control bytes an input may have brought in.
-func oneLine(s string) string { return termtext.Line(strings.Join(strings.Fields(s), " ")) }
 
 func itoa(i int) string { return strconv.Itoa(i) }

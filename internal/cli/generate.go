@@ -93,7 +93,7 @@ func (c *generateCmd) Run(ctx context.Context, env Env) error {
 		if c.StrictContract {
 			return badInput(errors.New(msg))
 		}
-		fmt.Fprintf(env.Stderr, "disagg-runner: warning: %s\n", oneLine(msg))
+		fmt.Fprintf(env.Stderr, "disagg-runner: warning: %s\n", termtext.OneLine(msg))
 	}
 	writeSummary(summary, res)
 	if c.Compare {

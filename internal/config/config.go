@@ -22,6 +22,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/disagg-runner/disagg-runner/internal/py"
+	"github.com/disagg-runner/disagg-runner/internal/termtext"
 )
 
 // Config is the part of a disaggregated config YAML the runner uses.
@@ -140,13 +141,13 @@ func Parse(data []byte, path string) (*Config, error) {
 		if err == io.EOF {
 			return nil, fmt.Errorf("%s: the config is empty, expected a YAML mapping with hardware, worker_config, benchmark and environment", path)
 		}
-		return nil, fmt.Errorf("%s: invalid YAML: %s", path, oneLine(err.Error()))
+		return nil, fmt.Errorf("%s: invalid YAML: %s", path, termtext.OneLine(err.Error()))
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case err == io.EOF:
 	case err != nil:
-		return nil, fmt.Errorf("%s: invalid YAML: %s", path, oneLine(err.Error()))
+		return nil, fmt.Errorf("%s: invalid YAML: %s", path, termtext.OneLine(err.Error()))
 	default:
 		return nil, fmt.Errorf("%s:%d: expected a single document in the stream, but found another document (PyYAML reads one)", path, next.Line)
 	}
@@ -432,5 +433,3 @@ func describe(n *yaml.Node) string {
 	}
 	return strconv.Quote(n.Value)
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/disagg-runner/disagg-runner/internal/py"
+	"github.com/disagg-runner/disagg-runner/internal/termtext"
 )
 
 // runnableLines are the test-list lines v3 considers: stripped, non-empty,
@@ -177,7 +178,7 @@ func parseDurations(data []byte, path string) (durations, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var top json.RawMessage
 	if err := dec.Decode(&top); err != nil {
-		return nil, fmt.Errorf("pytest-split durations file %s is not valid JSON: %s", path, oneLine(err.Error()))
+		return nil, fmt.Errorf("pytest-split durations file %s is not valid JSON: %s", path, termtext.OneLine(err.Error()))
 	}
 	if rest := bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
 		return nil, fmt.Errorf("pytest-split durations file %s is not valid JSON: text after the first value", path)
@@ -300,11 +301,9 @@ func leastDurationGroup(lines []string, d durations, path string, groups, group 
 
 // clip shortens a value quoted in a message.
 func clip(s string) string {
-	s = oneLine(s)
+	s = termtext.OneLine(s)
 	if len(s) > 80 {
 		return s[:77] + "..."
 	}
 	return s
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -18,6 +18,10 @@ import (
 // for a message that must stay one line.
 func Line(s string) string { return escape(s, false) }
 
+// OneLine folds a message onto one line (every run of white space becomes
+// one space; CI logs are read line by line) and escapes what is left.
+func OneLine(s string) string { return Line(strings.Join(strings.Fields(s), " ")) }
+
 // Text escapes control characters but keeps line breaks and tabs: for a
 // multi-line text such as a script.
 func Text(s string) string { return escape(s, true) }
