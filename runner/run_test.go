@@ -235,6 +235,28 @@ func TestRunInterruptedWhileFollowingCancelsCollectsAndExits143(t *testing.T) {
 	}
 }
 
+// A signal while collecting (the job had ended): collecting goes on, and
+// the summary says what the process exits with.
+func TestRunInterruptedWhileCollectingStillCollectsAndExits143(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	f.cl.OnFetch = func() { cancel(Interrupt{Signal: syscall.SIGTERM}) }
+	out, err := f.run(ctx, Options{})
+	if err != nil || out.ExitCode != 143 || !strings.HasPrefix(out.Reason, "interrupted after the job ended (pytest passed)") {
+		t.Fatalf("exit %d, err %v, reason %q", out.ExitCode, err, out.Reason)
+	}
+	if f.cl.Called("cancel 42") != 0 {
+		t.Errorf("calls %q: the ended job was cancelled", f.cl.Calls)
+	}
+	if len(out.Fetched) == 0 || strings.Contains(f.log.String(), "collecting results failed") {
+		t.Errorf("nothing collected after the signal: fetched %v\n%s", out.Fetched, f.log.String())
+	}
+	if s := f.summary(); s.ExitCode != 143 {
+		t.Errorf("summary says exit %d, want 143", s.ExitCode)
+	}
+}
+
 func TestRunWatchFailureCollectsAndExits14(t *testing.T) {
 	f := newFixture(t)
 	f.cl.WatchErr = errors.New("slurmctld and accounting both forgot the job")
