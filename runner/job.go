@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/transport"
 	"github.com/disagg-runner/disagg-runner/internal/verdict"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
@@ -126,6 +127,13 @@ func (j *jobRun) decide() error {
 		// The job had ended: nothing was cancelled, but the run was
 		// interrupted and exits with the signal's code, as the summary says.
 		v.Code, v.Reason = exitcode.ForSignal(j.interrupt), "interrupted after the job ended ("+v.Reason+")"
+	}
+	if j.interrupt == nil && errors.Is(j.lost, transport.ErrUnreachable) {
+		// The login node stayed out of reach for the whole reconnect
+		// budget: the cluster could not be reached (12). Nothing says the
+		// job failed (14); it was left running, and a retry with the same
+		// run id re-attaches to it.
+		v.Code = exitcode.Unreachable
 	}
 	o := j.out
 	o.ExitCode, o.PytestCode, o.PytestSource, o.Reason = v.Code, v.PytestCode, v.Source, v.Reason

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/fakecluster"
+	"github.com/disagg-runner/disagg-runner/internal/transport"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
 
@@ -266,6 +267,20 @@ func TestRunWatchFailureCollectsAndExits14(t *testing.T) {
 	}
 	if f.cl.Called("fetch") != 1 || f.summary().ExitCode != 14 {
 		t.Errorf("calls %q: want what exists collected and the summary written", f.cl.Calls)
+	}
+}
+
+// A login node out of reach for the whole reconnect budget after
+// submission: the cluster could not be reached (12), not a failed job.
+func TestRunLoginNodeLostAfterSubmissionExits12(t *testing.T) {
+	f := newFixture(t)
+	f.cl.WatchErr = transport.Unreachable(errors.New("ssh root@login:22: still unreachable after 5 attempts in 10s"))
+	out, err := f.run(context.Background(), Options{})
+	if err != nil || out.ExitCode != 12 || !strings.Contains(out.Reason, "following the job failed: ssh root@login:22: still unreachable") {
+		t.Fatalf("exit %d, err %v, reason %q", out.ExitCode, err, out.Reason)
+	}
+	if f.cl.Called("cancel 42") != 0 || f.summary().ExitCode != 12 {
+		t.Errorf("calls %q, summary %+v: want the job left alone and exit 12 in the summary", f.cl.Calls, f.summary())
 	}
 }
 
