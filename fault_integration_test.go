@@ -371,7 +371,7 @@ func TestFaultSSHDRestartMidStream(t *testing.T) {
 	j.env["CLUSTER_RECONNECT_BUDGET"] = "60s"
 	r := j.startFault()
 	scancelAfter(t, j, j.recordedID)
-	r.streamed("standin log line 5/40", 90*time.Second)
+	r.streamed("standin log line 5/40", 5*time.Minute)
 
 	sessions := sshdSessions(t)
 	t.Cleanup(func() {
@@ -412,7 +412,7 @@ func TestFaultConnectionBlackholed(t *testing.T) {
 	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_LOG_LINES": "100", "STANDIN_LOG_INTERVAL": "1"})
 	r := j.startFault()
 	scancelAfter(t, j, j.recordedID)
-	r.streamed("standin log line 3/100", 90*time.Second)
+	r.streamed("standin log line 3/100", 5*time.Minute)
 	sshPort := cenv["CLUSTER_PORT"]
 	local := runnerSSHPort(t, r.cmd.Process.Pid, sshPort)
 	undo := dropPackets(t,
@@ -446,7 +446,7 @@ func TestFaultLoginNodeUnreachable30s(t *testing.T) {
 	j.env["CLUSTER_RECONNECT_BUDGET"] = "90s"
 	r := j.startFault()
 	scancelAfter(t, j, j.recordedID)
-	r.streamed("standin log line 3/60", 90*time.Second)
+	r.streamed("standin log line 3/60", 5*time.Minute)
 	before := len(r.stdout.String())
 	sshPort := cenv["CLUSTER_PORT"]
 	undo := dropPackets(t, "tcp dport "+sshPort+" drop", "tcp sport "+sshPort+" drop")
@@ -485,7 +485,7 @@ func TestFaultLoginNodeUnreachableBeyondBudget(t *testing.T) {
 	j.env["CLUSTER_RECONNECT_BUDGET"] = "10s"
 	r := j.startFault()
 	scancelAfter(t, j, j.recordedID)
-	r.streamed("standin log line 3/300", 90*time.Second)
+	r.streamed("standin log line 3/300", 5*time.Minute)
 	sshPort := cenv["CLUSTER_PORT"]
 	dropPackets(t, "tcp dport "+sshPort+" drop", "tcp sport "+sshPort+" drop")
 	cut := time.Now()
@@ -521,7 +521,7 @@ func TestFaultSlurmctldRestart(t *testing.T) {
 	r := j.startFault()
 	scancelAfter(t, j, j.recordedID)
 	t.Cleanup(func() { clusterCmd(t, "start", "slurmctld") })
-	r.streamed("standin log line 5/40", 90*time.Second)
+	r.streamed("standin log line 5/40", 5*time.Minute)
 	t0 := time.Now()
 	mustCluster(t, "restart", "slurmctld")
 	figure(t, "slurmctld stopped and answering again after %s", time.Since(t0).Round(100*time.Millisecond))
@@ -602,7 +602,7 @@ func TestFaultNodeDown(t *testing.T) {
 			j := newJob(t, "v1", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_LOG_LINES": "40", "STANDIN_LOG_INTERVAL": "0.5"})
 			r := j.startFault()
 			scancelAfter(t, j, j.recordedID)
-			r.streamed("standin log line 5/40", 90*time.Second)
+			r.streamed("standin log line 5/40", 5*time.Minute)
 			id := j.recordedID()
 			if !c.requeue {
 				if out := j.slurm("scontrol", "update", "JobId="+id, "Requeue=0"); out != "" {
@@ -690,7 +690,7 @@ func TestFaultRequeue(t *testing.T) {
 	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_LOG_LINES": "20", "STANDIN_LOG_INTERVAL": "0.5"})
 	r := j.startFault()
 	scancelAfter(t, j, j.recordedID)
-	r.streamed("standin log line 3/20", 90*time.Second)
+	r.streamed("standin log line 3/20", 5*time.Minute)
 	id := j.recordedID()
 	if out := j.slurm("scontrol", "requeue", id); out != "" {
 		t.Fatalf("scontrol requeue: %s", out)
@@ -724,7 +724,7 @@ func TestFaultJobWorkspaceDeleted(t *testing.T) {
 	j.env["CLUSTER_TIME"] = "3"
 	r := j.startFault()
 	scancelAfter(t, j, j.recordedID)
-	r.streamed("standin log line 5/40", 90*time.Second)
+	r.streamed("standin log line 5/40", 5*time.Minute)
 	kept := filepath.Join(t.TempDir(), "job-output.log")
 	if err := os.Link(j.jobLogPath(), kept); err != nil {
 		t.Fatal(err)
@@ -780,7 +780,7 @@ func TestFaultLocalDiskFull(t *testing.T) {
 	j.env["WORKSPACE"] = mnt
 	r := j.startFault()
 	scancelAfter(t, j, j.recordedID)
-	r.line("==> stage 6/8", 90*time.Second)
+	r.line("==> stage 6/8", 5*time.Minute)
 	filled := fillDisk(t, filepath.Join(mnt, "filler"))
 	figure(t, "workspace filled at stage 6 (%d bytes of filler)", filled)
 	res := r.finish(3 * time.Minute)
@@ -851,7 +851,7 @@ func TestFaultRunnerKilledAndRerun(t *testing.T) {
 	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_LOG_LINES": "60", "STANDIN_LOG_INTERVAL": "1"})
 	first := j.startFault()
 	scancelAfter(t, j, j.recordedID)
-	first.streamed("standin log line 5/60", 90*time.Second)
+	first.streamed("standin log line 5/60", 5*time.Minute)
 	first.cmd.Process.Kill()
 	<-first.done
 	killed := time.Now()
