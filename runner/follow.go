@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/disagg-runner/disagg-runner/internal/verdict"
 	"github.com/disagg-runner/disagg-runner/prefix"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
@@ -79,13 +80,20 @@ func (j *jobRun) startStreams(ctx context.Context, stop <-chan struct{}) (wait f
 // streams, so that collecting does not fetch the log a second time. A
 // failure to write it never stops the stream to the console: the copy is
 // then fetched as before.
+//
+// The verdict's facts are gathered from the same bytes as they pass
+// (facts), so that a copy that could not be written (a full disk) does not
+// cost the verdict its evidence.
 type keptLog struct {
 	f        *os.File
 	err      error
-	complete bool // the stream ran to the end and every byte was kept
+	facts    *verdict.LogScanner
+	streamed bool // the stream ran to the end: facts saw every byte
+	complete bool // ... and every byte was kept in the file
 }
 
 func (k *keptLog) Write(p []byte) (int, error) {
+	k.facts.Write(p)
 	if k.f != nil && k.err == nil {
 		_, k.err = k.f.Write(p)
 	}
@@ -93,19 +101,20 @@ func (k *keptLog) Write(p []byte) (int, error) {
 }
 
 func (k *keptLog) finish(followErr error) {
+	k.streamed = followErr == nil
 	if k.f == nil {
 		return
 	}
 	if err := k.f.Close(); k.err == nil {
 		k.err = err
 	}
-	k.complete = followErr == nil && k.err == nil
+	k.complete = k.streamed && k.err == nil
 }
 
 // keepJobLog opens the results folder's copy of the job log (fresh: a
 // re-attached run streams from byte 0 again).
 func (j *jobRun) keepJobLog() *keptLog {
-	k := &keptLog{}
+	k := &keptLog{facts: verdict.NewLogScanner()}
 	j.kept = k
 	if err := os.MkdirAll(j.resultsDir, 0o755); err != nil {
 		k.err = err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/perf"
+	"github.com/disagg-runner/disagg-runner/internal/transport"
 	"github.com/disagg-runner/disagg-runner/internal/verdict"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
@@ -43,6 +44,10 @@ type jobRun struct {
 	maskErr   error
 	kept      *keptLog // the job log as it streamed, when it did
 	perf      *perf.Summary
+
+	// late: the signal came after the job's end was learned (while
+	// collecting), so there was nothing to cancel.
+	late bool
 }
 
 func (j *jobRun) finish(ctx context.Context) error {
@@ -50,6 +55,12 @@ func (j *jobRun) finish(ctx context.Context) error {
 	cctx, cancel := j.collectContext(ctx)
 	defer cancel()
 	j.stage(7, "collect results", func() error { return j.collect(cctx) })
+	if j.interrupt == nil {
+		var in Interrupt
+		if errors.As(context.Cause(ctx), &in) {
+			j.interrupt, j.late = in.Signal, true
+		}
+	}
 	j.stage(8, "verdict", j.decide)
 	return j.maskErr
 }
@@ -90,13 +101,20 @@ func (j *jobRun) followStage(ctx context.Context) error {
 	return err
 }
 
+// collectGrace bounds collecting once the run was interrupted or lost
+// its job.
+const collectGrace = 60 * time.Second
+
 // collectContext outlives an interruption (for a bounded time): an
-// interrupted run still collects what exists.
+// interrupted run still collects what exists, also when the signal
+// arrives while it collects.
 func (j *jobRun) collectContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if j.interrupt == nil && j.lost == nil {
-		return ctx, func() {}
+	if j.interrupt != nil || j.lost != nil || ctx.Err() != nil {
+		return context.WithTimeout(context.WithoutCancel(ctx), collectGrace)
 	}
-	return context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(collectGrace, cancel) })
+	return cctx, func() { stop(); cancel() }
 }
 
 // decide is stage 8: the exit code from what the job left, the summary,
@@ -105,7 +123,8 @@ func (j *jobRun) decide() error {
 	j.judgePerf()
 	j.ev.State, j.ev.CancelledBy = j.final.State, j.final.CancelledBy
 
-	j.ev.Interrupt, j.ev.Lost = j.interrupt, j.lost
+	j.ev.Interrupt, j.ev.Lost, j.ev.InterruptedLate = j.interrupt, j.lost, j.late
+	j.ev.LostLoginNode = errors.Is(j.lost, transport.ErrUnreachable)
 	v := verdict.Decide(j.ev)
 	o := j.out
 	o.ExitCode, o.PytestCode, o.PytestSource, o.Reason = v.Code, v.PytestCode, v.Source, v.Reason

@@ -58,6 +58,11 @@ type Outcome struct {
 // it, and gather the verdict's evidence. A failure is logged and the
 // verdict still runs on whatever arrived.
 func (j *jobRun) collect(ctx context.Context) error {
+	// The verdict's facts from the stream, when it ran to the end, stand
+	// whatever happens to the local copies below (a full disk).
+	if j.kept != nil && j.kept.streamed {
+		j.ev.Log = j.kept.facts.Facts()
+	}
 	if err := os.MkdirAll(j.resultsDir, 0o755); err != nil {
 		j.con.Log.Error("collecting results failed", "err", err)
 		return err
@@ -70,7 +75,7 @@ func (j *jobRun) collect(ctx context.Context) error {
 		j.con.Log.Warn("the streamed job log could not be kept; fetching it", "err", j.kept.err)
 	}
 	fetched, missing, err := j.cluster.Fetch(ctx, j.ws, resultNames(j.testID), except, j.resultsDir)
-	if err != nil && except == nil && j.kept != nil && j.kept.f != nil {
+	if err != nil && except == nil && j.kept != nil && j.kept.f != nil && !j.kept.streamed {
 		j.con.Log.Warn("the job log in the results is what streamed before streaming stopped; fetching the whole log failed")
 	}
 	if except != nil {
@@ -81,11 +86,13 @@ func (j *jobRun) collect(ctx context.Context) error {
 	if err != nil {
 		j.con.Log.Error("collecting results failed", "err", err)
 	}
-	// The verdict reads the job log as it came, before masking, which may
-	// fail and remove it.
-	if f, err := os.Open(filepath.Join(j.resultsDir, prefix.JobLogName)); err == nil {
-		j.ev.Log = verdict.ReadJobLog(f)
-		f.Close()
+	// Otherwise the verdict reads the job log as it was fetched, before
+	// masking, which may fail and remove it.
+	if j.kept == nil || !j.kept.streamed {
+		if f, err := os.Open(filepath.Join(j.resultsDir, prefix.JobLogName)); err == nil {
+			j.ev.Log = verdict.ReadJobLog(f)
+			f.Close()
+		}
 	}
 	if merr := j.maskResults(); merr != nil {
 		j.maskErr = merr

@@ -16,6 +16,7 @@ import (
 	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
 	"github.com/disagg-runner/disagg-runner/internal/fakecluster"
 	"github.com/disagg-runner/disagg-runner/internal/perf"
+	"github.com/disagg-runner/disagg-runner/internal/transport"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
 
@@ -239,6 +240,28 @@ func TestRunInterruptedWhileFollowingCancelsCollectsAndExits143(t *testing.T) {
 	}
 }
 
+// A signal while collecting (the job had ended): collecting goes on, and
+// the summary says what the process exits with.
+func TestRunInterruptedWhileCollectingStillCollectsAndExits143(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	f.cl.OnFetch = func() { cancel(Interrupt{Signal: syscall.SIGTERM}) }
+	out, err := f.run(ctx, Options{})
+	if err != nil || out.ExitCode != 143 || !strings.HasPrefix(out.Reason, "interrupted after the job ended (pytest passed)") {
+		t.Fatalf("exit %d, err %v, reason %q", out.ExitCode, err, out.Reason)
+	}
+	if f.cl.Called("cancel 42") != 0 {
+		t.Errorf("calls %q: the ended job was cancelled", f.cl.Calls)
+	}
+	if len(out.Fetched) == 0 || strings.Contains(f.log.String(), "collecting results failed") {
+		t.Errorf("nothing collected after the signal: fetched %v\n%s", out.Fetched, f.log.String())
+	}
+	if s := f.summary(); s.ExitCode != 143 {
+		t.Errorf("summary says exit %d, want 143", s.ExitCode)
+	}
+}
+
 func TestRunWatchFailureCollectsAndExits14(t *testing.T) {
 	f := newFixture(t)
 	f.cl.WatchErr = errors.New("slurmctld and accounting both forgot the job")
@@ -248,6 +271,20 @@ func TestRunWatchFailureCollectsAndExits14(t *testing.T) {
 	}
 	if f.cl.Called("fetch") != 1 || f.summary().ExitCode != 14 {
 		t.Errorf("calls %q: want what exists collected and the summary written", f.cl.Calls)
+	}
+}
+
+// A login node out of reach for the whole reconnect budget after
+// submission: the cluster could not be reached (12), not a failed job.
+func TestRunLoginNodeLostAfterSubmissionExits12(t *testing.T) {
+	f := newFixture(t)
+	f.cl.WatchErr = transport.Unreachable(errors.New("ssh root@login:22: still unreachable after 5 attempts in 10s"))
+	out, err := f.run(context.Background(), Options{})
+	if err != nil || out.ExitCode != 12 || !strings.Contains(out.Reason, "following the job failed: ssh root@login:22: still unreachable") {
+		t.Fatalf("exit %d, err %v, reason %q", out.ExitCode, err, out.Reason)
+	}
+	if f.cl.Called("cancel 42") != 0 || f.summary().ExitCode != 12 {
+		t.Errorf("calls %q, summary %+v: want the job left alone and exit 12 in the summary", f.cl.Calls, f.summary())
 	}
 }
 
@@ -593,5 +630,24 @@ func TestRunLeavesNoFolderOnWriteFailure(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(f.localDir(), LaunchName)); err != nil {
 		t.Errorf("the earlier attempt's folder was removed: %v", err)
+	}
+}
+
+// A local workspace that cannot take the results (a full disk) does not
+// cost the verdict its evidence: the streamed log decides.
+func TestRunDecidesFromTheStreamedLogWhenResultsCannotBeWritten(t *testing.T) {
+	f := newFixture(t)
+	f.cl.OnSubmit = func(dir string) {
+		f.cl.SetFile(dir+"/job-output.log", logWith(0))
+		// What stage 7 would write into is not a folder any more.
+		os.RemoveAll(f.resultsDir())
+		os.WriteFile(f.resultsDir(), []byte("in the way"), 0o644)
+	}
+	out, err := f.run(context.Background(), Options{})
+	if err != nil || out.ExitCode != 0 || out.Reason != "pytest passed" {
+		t.Fatalf("exit %d, err %v, reason %q", out.ExitCode, err, out.Reason)
+	}
+	if !strings.Contains(f.log.String(), "collecting results failed") {
+		t.Errorf("the lost copy is not reported:\n%s", f.log.String())
 	}
 }

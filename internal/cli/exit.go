@@ -17,6 +17,11 @@ import (
 // what it is. userError says whether err is an expected failure, printed
 // as one line, rather than a bug, printed with everything we know.
 func exitCode(ctx context.Context, out *runner.Outcome, err error) (code int, userError bool) {
+	if err == nil && out != nil && !out.RunnerEnded.IsZero() {
+		// The verdict was reached (and written): a signal that came after
+		// it changes nothing; one that came before is in it already.
+		return out.ExitCode, true
+	}
 	var in runner.Interrupt
 	if errors.As(context.Cause(ctx), &in) {
 		return exitcode.ForSignal(in.Signal), true

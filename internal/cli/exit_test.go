@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/transport"
 	"github.com/disagg-runner/disagg-runner/runner"
@@ -60,6 +61,10 @@ func TestExitCodeTable(t *testing.T) {
 		cancel(runner.Interrupt{Signal: sig})
 		if code, _ := exitCode(ctx, &runner.Outcome{ExitCode: 0}, nil); code != want {
 			t.Errorf("%v: exit %d, want %d", sig, code, want)
+		}
+		// After the verdict was written, the verdict's code stands.
+		if code, _ := exitCode(ctx, &runner.Outcome{ExitCode: 0, RunnerEnded: time.Now()}, nil); code != 0 {
+			t.Errorf("%v after the verdict: exit %d, want 0", sig, code)
 		}
 		if code, _ := exitCode(ctx, nil, errors.New("ssh: closed")); code != want {
 			t.Errorf("%v with an error: exit %d, want %d", sig, code, want)

@@ -59,6 +59,12 @@ type Cluster struct {
 	CancelErr   error
 	FetchErr    error
 	UploadErr   error
+
+	// OnFetch runs at each Fetch, before it copies: a test interrupts
+	// the run here. A Fetch whose context then ended fails, as a real
+	// one would.
+	OnFetch func()
+
 	// FollowErr ends Follow with this error once it wrote the file.
 	FollowErr error
 
@@ -279,6 +285,12 @@ func (c *Cluster) match(dir, pattern string) []string {
 // matches one of names, and that except does not name, into localDir.
 func (c *Cluster) Fetch(ctx context.Context, remoteDir string, names, except []string, localDir string) (fetched, missing []string, err error) {
 	c.record("fetch %s except %v", remoteDir, except)
+	if c.OnFetch != nil {
+		c.OnFetch()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
 	if c.FetchErr != nil {
 		return nil, nil, c.FetchErr
 	}

@@ -37,6 +37,17 @@ func Env(t testing.TB) map[string]string {
 	return env
 }
 
+// Script is the path of scripts/testcluster, found from the test's folder
+// (the fault tests stop and start its daemons).
+func Script(t testing.TB) string {
+	t.Helper()
+	p, e := script()
+	if e != nil {
+		t.Fatal(e)
+	}
+	return p
+}
+
 func script() (string, error) {
 	dir, e := os.Getwd()
 	if e != nil {

@@ -9,7 +9,7 @@
 package verdict
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -32,8 +32,15 @@ type Evidence struct {
 	// Interrupt is the signal that stopped the runner, which then
 	// cancelled the job; nil when none did.
 	Interrupt os.Signal
-	// Lost is why following the job failed before its end was learned.
-	Lost error
+	// InterruptedLate says the signal came after the job's end was
+	// learned (while collecting): nothing was cancelled, and the run
+	// exits with the signal's code all the same.
+	InterruptedLate bool
+	// Lost is why following the job failed before its end was learned;
+	// LostLoginNode says the login node stayed out of reach for the whole
+	// reconnect budget (the job was left running, not known to fail).
+	Lost          error
+	LostLoginNode bool
 	// PerfRegressed says a gated benchmark metric regressed against the
 	// baseline (PerfText says how); it fails a passing run only with
 	// FailOnRegression.
@@ -91,43 +98,84 @@ const maxLine = 64 << 10
 // ReadJobLog reads the job log once, line by line, in constant memory
 // (a job log may be gigabytes).
 func ReadJobLog(r io.Reader) LogFacts {
-	res := LogFacts{read: true, rank: -1, srun: -1}
-	br := bufio.NewReaderSize(r, maxLine)
-	inDump, inCopy := false, false
-	for {
-		line, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			// Too long to matter: skip to its end.
-			for err == bufio.ErrBufferFull {
-				_, err = br.ReadSlice('\n')
-			}
-			line = nil
+	sc := NewLogScanner()
+	_, err := io.Copy(sc, r)
+	f := sc.Facts()
+	f.err = err
+	return f
+}
+
+// LogScanner gathers LogFacts from a job log written to it in pieces, as
+// it streams: the verdict then needs no copy of the log on disk.
+type LogScanner struct {
+	facts          LogFacts
+	line           []byte
+	overlong       bool // the current line passed maxLine: skipped
+	inDump, inCopy bool
+}
+
+// NewLogScanner starts with nothing seen.
+func NewLogScanner() *LogScanner {
+	return &LogScanner{facts: LogFacts{read: true, rank: -1, srun: -1}}
+}
+
+// Write takes the next bytes of the log; it never fails.
+func (s *LogScanner) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		chunk := p
+		if i >= 0 {
+			chunk = p[:i]
 		}
-		text := strings.TrimRight(string(line), "\r\n")
-		switch trimmed := strings.TrimSpace(text); {
-		case strings.HasPrefix(trimmed, dumpStart):
-			inDump = true
-			res.dumps++
-		case trimmed == dumpEnd:
-			inDump = false
-		case strings.HasPrefix(trimmed, copyStart) && !inDump:
-			inCopy = true
-		case strings.HasPrefix(trimmed, copyEndPrefix):
-			inCopy = false
-		case inCopy:
-		case inDump:
-		default:
-			if m := rankLine.FindStringSubmatch(text); m != nil {
-				res.rank, _ = strconv.Atoi(m[1])
-			} else if m := srunTaskExit.FindStringSubmatch(text); m != nil {
-				res.srun, _ = strconv.Atoi(m[1])
+		if !s.overlong {
+			if len(s.line)+len(chunk) > maxLine {
+				s.overlong, s.line = true, s.line[:0] // too long to matter
+			} else {
+				s.line = append(s.line, chunk...)
 			}
 		}
-		if err != nil {
-			if err != io.EOF {
-				res.err = err
-			}
-			return res
+		if i < 0 {
+			break
+		}
+		s.endLine()
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// Facts are what the log said; a last line without its newline counts.
+func (s *LogScanner) Facts() LogFacts {
+	if len(s.line) > 0 {
+		s.endLine()
+	}
+	return s.facts
+}
+
+func (s *LogScanner) endLine() {
+	if !s.overlong {
+		s.take(strings.TrimRight(string(s.line), "\r"))
+	}
+	s.line, s.overlong = s.line[:0], false
+}
+
+func (s *LogScanner) take(text string) {
+	switch trimmed := strings.TrimSpace(text); {
+	case strings.HasPrefix(trimmed, dumpStart):
+		s.inDump = true
+		s.facts.dumps++
+	case trimmed == dumpEnd:
+		s.inDump = false
+	case strings.HasPrefix(trimmed, copyStart) && !s.inDump:
+		s.inCopy = true
+	case strings.HasPrefix(trimmed, copyEndPrefix):
+		s.inCopy = false
+	case s.inCopy, s.inDump:
+	default:
+		if m := rankLine.FindStringSubmatch(text); m != nil {
+			s.facts.rank, _ = strconv.Atoi(m[1])
+		} else if m := srunTaskExit.FindStringSubmatch(text); m != nil {
+			s.facts.srun, _ = strconv.Atoi(m[1])
 		}
 	}
 }
@@ -160,8 +208,12 @@ func Decide(ev Evidence) Verdict {
 	}
 	v.Code, v.Reason = jobCode(ev, v.PytestCode)
 	switch {
+	case ev.Interrupt != nil && ev.InterruptedLate:
+		v.Code, v.Reason = exitcode.ForSignal(ev.Interrupt), "interrupted after the job ended ("+v.Reason+")"
 	case ev.Interrupt != nil:
 		v.Code, v.Reason = exitcode.ForSignal(ev.Interrupt), "interrupted; job cancelled ("+v.Reason+")"
+	case ev.Lost != nil && ev.LostLoginNode:
+		v.Code, v.Reason = exitcode.Unreachable, "following the job failed: "+strings.Join(strings.Fields(ev.Lost.Error()), " ")+" (the job was left as it was: a rerun with the same run id re-attaches)"
 	case ev.Lost != nil:
 		v.Code, v.Reason = exitcode.JobFailed, "following the job failed: "+strings.Join(strings.Fields(ev.Lost.Error()), " ")
 	case v.Code == exitcode.OK && ev.PerfRegressed && ev.FailOnRegression:

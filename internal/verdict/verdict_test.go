@@ -122,3 +122,18 @@ func TestDecideIgnoresCopiedPrecheckLogs(t *testing.T) {
 		t.Errorf("%+v", v)
 	}
 }
+
+// The scanner sees the same facts whatever pieces the log arrives in.
+func TestLogScannerPieces(t *testing.T) {
+	text := "a\r\nRank0 Pytest finished execution with exit code 3\n" + strings.Repeat("y", 70<<10) + "\n===== Per-role log tails (reason: x) =====\nRank0 Pytest finished execution with exit code 0\n===== End of per-role log tails =====\nsrun: error: n1: task 0: Exited with exit code 3"
+	want := ReadJobLog(strings.NewReader(text))
+	for _, size := range []int{1, 2, 7, 4096} {
+		sc := NewLogScanner()
+		for i := 0; i < len(text); i += size {
+			sc.Write([]byte(text[i:min(i+size, len(text))]))
+		}
+		if got := sc.Facts(); got != want || got.rank != 3 || got.srun != 3 || got.dumps != 1 {
+			t.Errorf("pieces of %d: %+v, want %+v", size, got, want)
+		}
+	}
+}
