@@ -54,21 +54,7 @@ func checkLocal(s Settings) (*Report, *Plan) {
 	r.Add(Item{Name: s.name(FieldCheckout) + " is a checkout root", OK: checkout, Detail: s.TRTLLMDir,
 		Fix: "point " + s.name(FieldCheckout) + " at the folder that holds jenkins/ and tests/ of a TensorRT-LLM checkout"})
 	r.Add(workspaceItem(s))
-	// The workdir's own value, before the job workspace made from it is
-	// judged (which would show the run id appended).
-	pathsOK := true
-	if s.ClusterWork != "" {
-		if err := prefix.CheckAbsPath(s.name(FieldClusterWork), s.ClusterWork); err != nil {
-			pathsOK = false
-			r.Add(Item{Name: s.name(FieldClusterWork) + " valid", Kind: Input, Detail: err.Error(),
-				Fix: "set " + s.name(FieldClusterWork) + " to an absolute path on the cluster's shared file system"})
-		}
-	}
-	if err := CheckRunID(s.RunID); err != nil {
-		pathsOK = false
-		r.Add(Item{Name: s.name(FieldRunID) + " valid", Kind: Input, Detail: err.Error(),
-			Fix: "set " + s.name(FieldRunID) + " to one folder name, or leave it unset to have one made"})
-	}
+	pathsOK := checkPaths(r, s)
 	p := planPaths(s)
 	r.Add(Item{Name: "draft launch script exists", OK: isFile(p.DraftPath), Detail: fileDetail(p.DraftPath),
 		Fix: "check out a TensorRT-LLM revision that has " + launch.DraftPath + ", or set " + s.name(FieldDraft)})
@@ -141,6 +127,27 @@ func checkSet(r *Report, s Settings) (allSet bool) {
 	}
 	r.Add(Item{Name: s.name(FieldMPIType), OK: s.MPIType != "", Detail: mpiDetail, Fix: "set " + s.name(FieldMPIType) + " to an srun --mpi plugin (pmix)"})
 	return allSet
+}
+
+// checkPaths reports the values the run's folders are made of: the
+// workdir's own value (before the job workspace made from it is judged,
+// which would show the run id appended) and the run id. It returns
+// whether both are usable.
+func checkPaths(r *Report, s Settings) bool {
+	ok := true
+	if s.ClusterWork != "" {
+		if err := prefix.CheckAbsPath(s.name(FieldClusterWork), s.ClusterWork); err != nil {
+			ok = false
+			r.Add(Item{Name: s.name(FieldClusterWork) + " valid", Kind: Input, Detail: err.Error(),
+				Fix: "set " + s.name(FieldClusterWork) + " to an absolute path on the cluster's shared file system"})
+		}
+	}
+	if err := CheckRunID(s.RunID); err != nil {
+		ok = false
+		r.Add(Item{Name: s.name(FieldRunID) + " valid", Kind: Input, Detail: err.Error(),
+			Fix: "set " + s.name(FieldRunID) + " to one folder name, or leave it unset to have one made"})
+	}
+	return ok
 }
 
 // generateItem renders launch.sh (in memory; with profile checkout in a
