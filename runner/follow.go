@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/disagg-runner/disagg-runner/internal/perf"
 	"github.com/disagg-runner/disagg-runner/internal/verdict"
 	"github.com/disagg-runner/disagg-runner/prefix"
 	"github.com/disagg-runner/disagg-runner/sbatch"
@@ -206,7 +207,7 @@ const roleLogPattern = "*_server*.log"
 // workspace, v2 drafts to the per-test output folder below it.
 func roleLogDirs(ws, testID string) []string {
 	dirs := []string{ws}
-	if b := bracket(testID); b != "" {
+	if b := perf.TestFolder(testID); b != "" {
 		dirs = append(dirs, path.Join(ws, b))
 	}
 	return dirs

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
+	"github.com/disagg-runner/disagg-runner/internal/perf"
 	"github.com/disagg-runner/disagg-runner/internal/verdict"
 	"github.com/disagg-runner/disagg-runner/prefix"
 )
@@ -120,20 +121,10 @@ const precheckJUnitPrefix = "results-ct-precheck"
 // resultNames are what Jenkins' junit and archiveArtifacts get.
 func resultNames(testID string) []string {
 	names := []string{prefix.JobLogName, "results*.xml", "unfinished_test.txt", "install.log", "*.log", FinishedName, JobIDName, LaunchName}
-	if b := bracket(testID); b != "" {
+	if b := perf.TestFolder(testID); b != "" {
 		names = append(names, b) // the per-test output folder
 	}
 	return names
-}
-
-// bracket is the text between a pytest id's last [ and its ].
-func bracket(testID string) string {
-	i := strings.LastIndexByte(testID, '[')
-	if i < 0 {
-		return ""
-	}
-	b, _, _ := strings.Cut(testID[i+1:], "]")
-	return b
 }
 
 // MaskError is a result file in which secrets could not be masked. The

@@ -173,7 +173,7 @@ type benchLog struct {
 // ordered by k.
 func benchLogs(resultsDir, testID string) []benchLog {
 	dirs := []string{}
-	if b := bracket(testID); b != "" {
+	if b := TestFolder(testID); b != "" {
 		dirs = append(dirs, b)
 	} else {
 		entries, _ := os.ReadDir(resultsDir)
@@ -205,8 +205,10 @@ func benchLogs(resultsDir, testID string) []benchLog {
 	return out
 }
 
-// bracket is the text between a pytest id's last [ and its ].
-func bracket(testID string) string {
+// TestFolder is the folder below --output-dir that a test writes its
+// outputs into: the text between its pytest id's last [ and its ] ("" when
+// there is none, or when it is not one safe folder name).
+func TestFolder(testID string) string {
 	i := strings.LastIndexByte(testID, '[')
 	if i < 0 {
 		return ""

@@ -183,7 +183,7 @@ func (s *Summary) WriteJUnit(dir string) error {
 	}
 	var table strings.Builder
 	s.WriteTable(&table)
-	tc := testcase{Classname: "perf." + orDash(bracket(s.TestID)), Name: "perf-regression", SystemOut: table.String()}
+	tc := testcase{Classname: "perf." + orDash(TestFolder(s.TestID)), Name: "perf-regression", SystemOut: table.String()}
 	ts := testsuite{Name: "disagg-runner perf", Tests: 1}
 	switch s.Verdict.Status {
 	case StatusRegressed:
