@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -136,7 +137,7 @@ func (j *jobRun) decide() error {
 	// After summary.json: report.html reads it.
 	if perr := j.perf.Write(j.resultsDir); perr != nil {
 		j.con.Log.Warn("could not write the benchmark results", "err", perr)
-		err = cmpOr(err, perr)
+		err = cmp.Or(err, perr)
 	}
 	if !j.con.Table(j.perf.WriteTable) {
 		j.con.Log.Info("benchmark: " + j.perf.Verdict.Text)

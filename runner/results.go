@@ -3,6 +3,7 @@ package runner
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -151,7 +152,7 @@ func (j *jobRun) maskResults() error {
 		}
 		if err := maskFile(p); err != nil {
 			failed = append(failed, p)
-			first = cmpOr(first, err)
+			first = cmp.Or(first, err)
 			if rmErr := os.Remove(p); rmErr != nil {
 				first = fmt.Errorf("%v; and removing it failed too: %v", err, rmErr)
 			}
@@ -233,13 +234,6 @@ func maskStream(w *bufio.Writer, r *bufio.Reader) (changed bool, err error) {
 			return changed, w.Flush()
 		}
 	}
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 func writeSummary(dir string, o *Outcome) error {
