@@ -74,6 +74,12 @@ type Policy struct {
 	// SubmitRetries bounds how often Submit repeats a submission that
 	// Slurm rejected without creating a job. Default 5.
 	SubmitRetries int
+	// PollTimeout bounds each of Watch's reads (sentinel, sacct,
+	// scontrol): one that has not answered by then is abandoned (its
+	// remote process group killed) and asked again at the next poll, so a
+	// stuck session or a hung Slurm command delays the watch instead of
+	// stopping it. Default 2 min, far above what a loaded node needs.
+	PollTimeout time.Duration
 }
 
 const (
@@ -81,6 +87,7 @@ const (
 	defaultSlowPoll        = 3 * time.Second
 	defaultControllerEvery = 30 * time.Second
 	defaultSubmitRetries   = 5
+	defaultPollTimeout     = 2 * time.Minute
 )
 
 func (p Policy) fastPoll() time.Duration {
@@ -102,6 +109,13 @@ func (p Policy) controllerEvery() time.Duration {
 		return p.ControllerEvery
 	}
 	return defaultControllerEvery
+}
+
+func (p Policy) pollTimeout() time.Duration {
+	if p.PollTimeout > 0 {
+		return p.PollTimeout
+	}
+	return defaultPollTimeout
 }
 
 func (p Policy) submitRetries() int {

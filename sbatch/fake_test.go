@@ -17,6 +17,7 @@ type answer struct {
 	stdout, stderr string
 	code           int   // non-zero: the command "exits" with it
 	err            error // returned as is (a transport failure)
+	hang           bool  // the command never answers: Run waits for ctx
 }
 
 // fakeT is a transport.Transport whose commands are answered by a
@@ -39,6 +40,10 @@ func (f *fakeT) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, st
 	fn := f.answer
 	f.mu.Unlock()
 	a := fn(cmd)
+	if a.hang {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	if stdout != nil {
 		io.WriteString(stdout, a.stdout)
 	}

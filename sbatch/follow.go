@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -199,10 +200,11 @@ func closed(stop <-chan struct{}) bool {
 
 // retryable reports a poll that failed in a way the next poll mends: a
 // connection dropped mid-command (reads are idempotent, and nothing of the
-// failed read was written). Anything else (an unreadable file, a login
+// failed read was written), or a read that stalled for PollTimeout and
+// was abandoned. Anything else (an unreadable file, a login
 // node out of reach after the transport's own retries) would fail again.
 func retryable(err error) bool {
-	return connectionLost(err)
+	return connectionLost(err) || errors.Is(err, errPollTimeout)
 }
 
 // Follow streams the remote file at path to w as it grows, from byte 0,
@@ -290,7 +292,9 @@ n=$((s - %d)); [ "$n" -gt %d ] && n=%d
 exit 0`, shellquote.Quote(f.path), f.from(), followChunk+overlap, followChunk+overlap, f.from()+1)
 	poll := newPollStream(f, w)
 	var stderr bytes.Buffer
-	if err := c.T.Run(ctx, cmd, nil, poll, &stderr); err != nil {
+	gctx, guard, release := guardStall(ctx, c.Policy.pollTimeout())
+	defer release()
+	if err := guard.err(ctx, c.T.Run(gctx, cmd, nil, guard.wrap(poll), &stderr)); err != nil {
 		return poll, commandError("read "+f.path, output{"", stderr.String()}, err)
 	}
 	if !poll.headDone {
@@ -437,7 +441,9 @@ for f in *; do
   echo
 done`, shellquote.Quote(dir), shellquote.Quote(pattern), from.String(), followManyChunk+overlap, followManyChunk+overlap)
 	var stdout, stderr bytes.Buffer
-	if err := c.T.Run(ctx, cmd, nil, &stdout, &stderr); err != nil {
+	gctx, guard, release := guardStall(ctx, c.Policy.pollTimeout())
+	defer release()
+	if err := guard.err(ctx, c.T.Run(gctx, cmd, nil, guard.wrap(&stdout), &stderr)); err != nil {
 		return nil, commandError("read "+dir+"/"+pattern, output{stdout.String(), stderr.String()}, err)
 	}
 	var reads []manyRead

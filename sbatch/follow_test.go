@@ -405,3 +405,76 @@ func TestFollowManyPatternIsNotCode(t *testing.T) {
 		t.Error("a pattern ran a command")
 	}
 }
+
+// stallT runs commands on this machine, except that the reads it is told
+// to stall pass on part of their output and then hang until their context
+// ends, as a session stuck on a loaded login node does.
+type stallT struct {
+	transport.Local
+	mu     sync.Mutex
+	n      int
+	stalls map[int]bool
+}
+
+func (s *stallT) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	s.mu.Lock()
+	s.n++
+	stall := s.stalls[s.n]
+	s.mu.Unlock()
+	if !stall {
+		return s.Local.Run(ctx, cmd, stdin, stdout, stderr)
+	}
+	var buf bytes.Buffer
+	if err := s.Local.Run(ctx, cmd, stdin, &buf, stderr); err != nil {
+		return err
+	}
+	stdout.Write(buf.Bytes()[:buf.Len()/2])
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// stallPolicy's PollTimeout is real time: a stalled read costs that much,
+// and a read that works must get its first byte out within it even on a
+// loaded machine (a read that does not is abandoned and repeated too, so
+// the tests only check that the stalled one was logged).
+var stallPolicy = Policy{FastPoll: fastPolicy.FastPoll, SlowPoll: fastPolicy.SlowPoll, PollTimeout: 3 * time.Second}
+
+func TestFollowAbandonsStalledRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	var want strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&want, "line %d\n", i)
+	}
+	os.WriteFile(path, []byte(want.String()), 0o644)
+	var logs syncBuffer
+	c := &Client{T: &stallT{stalls: map[int]bool{1: true}}, Policy: stallPolicy, Logf: func(f string, a ...any) { fmt.Fprintf(&logs, f+"\n", a...) }}
+	stop := make(chan struct{})
+	close(stop)
+	var out bytes.Buffer
+	off, err := c.Follow(testContext(t, 30*time.Second), path, &out, stop)
+	if err != nil || out.String() != want.String() || off != int64(want.Len()) {
+		t.Fatalf("got %d bytes, want %d (%v); equal=%v", out.Len(), want.Len(), err, out.String() == want.String())
+	}
+	if !strings.Contains(logs.String(), "nothing arrived for 3s") {
+		t.Errorf("the abandoned read was not logged: %q", firstChars(logs.String(), 500))
+	}
+}
+
+func TestFollowManyAbandonsStalledRead(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "gen_server_0.log"), []byte("ready\n"), 0o644)
+	var logs syncBuffer
+	c := &Client{T: &stallT{stalls: map[int]bool{1: true}}, Policy: stallPolicy, Logf: func(f string, a ...any) { fmt.Fprintf(&logs, f+"\n", a...) }}
+	stop := make(chan struct{})
+	close(stop)
+	var out bytes.Buffer
+	if err := c.FollowMany(testContext(t, 30*time.Second), dir, "*_server_*.log", &out, stop); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "[gen_server_0] ready\n" {
+		t.Errorf("streamed %q", out.String())
+	}
+	if !strings.Contains(logs.String(), "nothing arrived for 3s") {
+		t.Errorf("the abandoned read was not logged: %q", firstChars(logs.String(), 500))
+	}
+}

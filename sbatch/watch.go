@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
@@ -204,7 +206,7 @@ func (w *watcher) controllerInterval() time.Duration {
 // forgot the job) and takes its answer as the truth.
 func (w *watcher) pollController(ctx context.Context) (done bool, err error) {
 	w.lastController = w.clock.Now()
-	s, err := w.c.Query(ctx, w.id)
+	s, err := bounded(ctx, w.c.Policy.pollTimeout(), func(ctx context.Context) (JobState, error) { return w.c.Query(ctx, w.id) })
 	if err != nil {
 		if errors.Is(err, ErrAccountingDisabled) {
 			// The controller forgot the job and nothing else remembers it.
@@ -234,11 +236,15 @@ func (w *watcher) pollController(ctx context.Context) (done bool, err error) {
 // tolerate decides whether a failed poll ends the watch: only when ctx
 // ended or the login node is out of reach after the transport's own
 // retries. A command that ran and failed (a controller restarting, slurmdbd
-// down), an odd answer, or a session cut by a dropped connection (the
-// transport reconnects on the next call) are polled through.
+// down), an odd answer, a session cut by a dropped connection (the
+// transport reconnects on the next call) or a poll abandoned after
+// PollTimeout are polled through.
 func (w *watcher) tolerate(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if errors.Is(err, errPollTimeout) {
+		return nil
 	}
 	if errors.Is(err, transport.ErrUnreachable) && !connectionLost(err) {
 		return err
@@ -246,9 +252,69 @@ func (w *watcher) tolerate(ctx context.Context, err error) error {
 	return nil
 }
 
+// errPollTimeout is a poll that did not answer within Policy.PollTimeout.
+var errPollTimeout = errors.New("no answer within the poll timeout; abandoned")
+
+// bounded runs one poll under its own deadline. Its expiry comes back as
+// errPollTimeout (which the watch polls through), while ctx ending still
+// comes back as ctx's own error.
+func bounded[T any](ctx context.Context, limit time.Duration, poll func(context.Context) (T, error)) (T, error) {
+	pctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	v, err := poll(pctx)
+	if err != nil && ctx.Err() == nil && pctx.Err() != nil {
+		err = fmt.Errorf("%w (%s)", errPollTimeout, limit)
+	}
+	return v, err
+}
+
+// stallGuard bounds a read by the time between the bytes it receives
+// rather than by its length: a large transfer that keeps moving is never
+// cut, one that has stalled for the limit is.
+type stallGuard struct {
+	limit time.Duration
+	timer *time.Timer
+	fired atomic.Bool
+}
+
+// guardStall returns the context to run the read under, its guard, and
+// the function that releases both.
+func guardStall(ctx context.Context, limit time.Duration) (context.Context, *stallGuard, context.CancelFunc) {
+	gctx, cancel := context.WithCancel(ctx)
+	g := &stallGuard{limit: limit}
+	g.timer = time.AfterFunc(limit, func() {
+		g.fired.Store(true)
+		cancel()
+	})
+	return gctx, g, func() {
+		g.timer.Stop()
+		cancel()
+	}
+}
+
+// wrap passes writes to w, each one proof that the read still moves.
+func (g *stallGuard) wrap(w io.Writer) io.Writer {
+	return writerFunc(func(b []byte) (int, error) {
+		g.timer.Reset(g.limit)
+		return w.Write(b)
+	})
+}
+
+// err turns the cancellation the guard caused into errPollTimeout.
+func (g *stallGuard) err(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() == nil && g.fired.Load() {
+		return fmt.Errorf("%w (nothing arrived for %s)", errPollTimeout, g.limit)
+	}
+	return err
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
 // pollSacct asks accounting and lets it move the state forward.
 func (w *watcher) pollSacct(ctx context.Context) (done bool, err error) {
-	s, err := w.c.sacct(ctx, w.id)
+	s, err := bounded(ctx, w.c.Policy.pollTimeout(), func(ctx context.Context) (JobState, error) { return w.c.sacct(ctx, w.id) })
 	if errors.Is(err, ErrAccountingDisabled) {
 		w.acct = accountingOff
 		w.sacctTrusted = false
@@ -311,7 +377,7 @@ func (w *watcher) pollSentinel(ctx context.Context) (done bool, err error) {
 	if stdout != "" {
 		cmd = "printf 'O:%s\\n' \"$(stat -c '%s %Y' -- " + shellquote.Quote(stdout) + " 2>/dev/null)\"; " + cmd
 	}
-	out, err := w.c.run(ctx, cmd)
+	out, err := bounded(ctx, w.c.Policy.pollTimeout(), func(ctx context.Context) (output, error) { return w.c.run(ctx, cmd) })
 	if err != nil {
 		err = commandError("read "+w.file, out, err)
 		if fatal := w.tolerate(ctx, err); fatal != nil {

@@ -79,6 +79,7 @@ type timeline struct {
 	mu        sync.Mutex
 	scontrols []time.Duration // when the controller was asked
 	sentinels int
+	hangs     int // the first this many sentinel reads never answer
 	stats     int // sentinel reads that also looked at the output file
 	saccts    int
 }
@@ -126,6 +127,9 @@ func (tl *timeline) answer(cmd string) answer {
 		return sa
 	case "sentinel":
 		tl.sentinels++
+		if tl.sentinels <= tl.hangs {
+			return answer{hang: true}
+		}
 		if strings.Contains(cmd, "stat -c '%s %Y' -- /ws/out.log") {
 			tl.stats++
 			return answer{stdout: "O:" + out + "\n" + sen}
@@ -332,6 +336,40 @@ func TestWatchToleratesControllerOutage(t *testing.T) {
 	}
 	if len(changes) == 0 || changes[0].State != "RUNNING" || changes[0].Source != "sacct" {
 		t.Errorf("changes %v: accounting should have told RUNNING while the controller was down", changes)
+	}
+}
+
+// A read that never answers (a stuck session, a hung file system) is
+// abandoned after PollTimeout and the watch goes on to notice the end.
+func TestWatchAbandonsAHungPoll(t *testing.T) {
+	done := job{state: "COMPLETED", nodes: "node[1-2]", start: t0, end: t0.Add(time.Minute)}
+	tl := &timeline{t: t, hangs: 2, steps: []step{
+		{at: 0, scontrol: ctl(running), sacct: acct(running)},
+		{at: 100 * time.Millisecond, sentinel: sentinelAt(0, t0.Add(time.Minute)), scontrol: ctl(done)},
+	}}
+	p := fastPolicy
+	p.PollTimeout = 20 * time.Millisecond // real time: the hang is real
+	var logs []string
+	var mu sync.Mutex
+	c := tl.client(p, func(f string, a ...any) {
+		mu.Lock()
+		logs = append(logs, fmt.Sprintf(f, a...))
+		mu.Unlock()
+	})
+	final, _, err := watchChanges(t, c, 5*time.Second)
+	if err != nil || final.State != "COMPLETED" {
+		t.Fatalf("%+v %v", final, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	abandoned := 0
+	for _, l := range logs {
+		if strings.Contains(l, "no answer within the poll timeout") {
+			abandoned++
+		}
+	}
+	if abandoned != 2 {
+		t.Errorf("%d abandoned reads logged, want 2: %q", abandoned, logs)
 	}
 }
 
