@@ -633,9 +633,6 @@ func TestFaultNodeDown(t *testing.T) {
 		{"not requeueable: NODE_FAIL", false, 14, "NODE_FAIL"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if c.requeue {
-				t.Skip("known defect: after a node went DOWN and Slurm requeued the job, the runner's watch once hung for over 4 min in one sentinel read over SSH (seen once of several runs on a loaded machine; the other runs pass); open on issue 13 until it is found")
-			}
 			j := newJob(t, "v1", "tc_ctx1_gen1_2nodes", map[string]string{"STANDIN_LOG_LINES": "40", "STANDIN_LOG_INTERVAL": "0.5"})
 			r := j.startFault()
 			scancelAfter(t, j, j.recordedID)
@@ -659,6 +656,7 @@ func TestFaultNodeDown(t *testing.T) {
 				// has reported the requeue.
 				seen := r.requeueSeen(2 * time.Minute)
 				figure(t, "the runner reported the requeue %s after the node went down", seen.Sub(down).Round(100*time.Millisecond))
+				j.requeueSettled(id, 2*time.Minute)
 				j.slurm("scontrol", "update", "NodeName="+node, "State=RESUME")
 				if out := j.slurm("scontrol", "update", "JobId="+id, "StartTime=now"); out != "" {
 					t.Logf("scontrol update StartTime=now: %s", out)
@@ -679,6 +677,30 @@ func TestFaultNodeDown(t *testing.T) {
 				endLag(t, res, endLagLimit)
 			}
 		})
+	}
+}
+
+// requeueSettled waits until a requeued job is pending and its first
+// run's steps are gone from every node. A node set DOWN by scontrol keeps
+// its slurmd, so Slurm returns it to service at once, while a killed step
+// there can take seconds to end (its srun is gone); started again before
+// that ("StartTime=now"), the job meets its old self on the node ("Job
+// already running, do not launch second copy"), the node is drained and
+// Slurm holds the job (launch_failed_requeued_held) for an operator. All
+// nodes of the test cluster run on this machine, so pgrep sees them all.
+func (j *job) requeueSettled(id string, limit time.Duration) {
+	j.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		job := j.slurm("scontrol", "show", "job", "-o", id)
+		steps, _ := exec.Command("pgrep", "-af", `^slurmstepd: \[`+id+`\.`).Output()
+		if strings.Contains(job, "JobState=PENDING ") && len(steps) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			j.t.Fatalf("the requeued job did not settle within %s:\n%s\n%s", limit, job, steps)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -734,6 +756,7 @@ func TestFaultRequeue(t *testing.T) {
 	}
 	requeued := time.Now()
 	seen := r.requeueSeen(2 * time.Minute)
+	j.requeueSettled(id, 2*time.Minute)
 	if out := j.slurm("scontrol", "update", "JobId="+id, "StartTime=now"); out != "" {
 		t.Logf("scontrol update StartTime=now: %s", out)
 	}

@@ -147,10 +147,14 @@ func (s *stateReporter) changed(st sbatch.JobState) {
 	if same {
 		return
 	}
-	switch st.State {
-	case "PENDING":
+	switch {
+	case st.Held():
+		// A CI job would otherwise sit silently until Jenkins' own timeout.
+		s.con.Log.Warn("job "+st.State+", held: it starts only once released", "job", s.id, "reason", st.Reason, "restarts", st.Restarts,
+			"fix", "scontrol release "+string(s.id)+" (or scancel "+string(s.id)+")")
+	case st.State == "PENDING":
 		s.con.Log.Info("job PENDING", "job", s.id, "reason", st.Reason, "expected_start", timeText(st.ExpectedStart), "restarts", st.Restarts)
-	case "RUNNING":
+	case st.State == "RUNNING":
 		s.con.Log.Info("job RUNNING", "job", s.id, "nodes", st.NodeList)
 	default:
 		s.con.Log.Info("job "+st.State, "job", s.id, "exit_code", fmt.Sprintf("%d:%d", st.ExitCode, st.Signal), "end", timeText(st.End))

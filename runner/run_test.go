@@ -550,6 +550,21 @@ func TestRunRepeatsWhyTheJobIsPending(t *testing.T) {
 	}
 }
 
+func TestRunWarnsOfAHeldJob(t *testing.T) {
+	f := newFixture(t)
+	f.cl.Changes = []sbatch.JobState{
+		{ID: "42", Known: true, State: "RUNNING", NodeList: "node1"},
+		{ID: "42", Known: true, State: "PENDING", Reason: "launch_failed_requeued_held", Restarts: 2},
+	}
+	if _, err := f.run(context.Background(), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	want := `job PENDING, held: it starts only once released job=42 reason=launch_failed_requeued_held restarts=2 fix="scontrol release 42 (or scancel 42)"`
+	if !strings.Contains(f.log.String(), want) {
+		t.Errorf("runner log lacks %q:\n%s", want, f.log.String())
+	}
+}
+
 // benchmarkLog is a job log whose benchmark printed one result block.
 func benchmarkLog(outputTput float64) []byte {
 	values := map[string]float64{"successful_requests": 64, "failed_requests": 0, "max_concurrency": 1}

@@ -44,6 +44,24 @@ func (s JobState) Terminal() bool {
 	return s.Known && terminalStates[s.State]
 }
 
+// Held reports whether the job waits for someone to release it
+// (`scontrol release`) rather than for resources: held by an operator or
+// its owner, or held by Slurm itself after a failed launch of a requeued
+// job. Nothing the runner does by waiting will start it.
+func (s JobState) Held() bool {
+	if s.State == "REQUEUE_HOLD" || s.State == "SPECIAL_EXIT" {
+		return true
+	}
+	return s.State == "PENDING" && heldReasons[s.Reason]
+}
+
+var heldReasons = map[string]bool{
+	"JobHeldAdmin":                true,
+	"JobHeldUser":                 true,
+	"launch_failed_requeued_held": true,
+	"job_requeued_in_held_state":  true,
+}
+
 var terminalStates = map[string]bool{
 	"COMPLETED":     true,
 	"FAILED":        true,

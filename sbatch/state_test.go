@@ -185,6 +185,27 @@ func TestTerminal(t *testing.T) {
 	}
 }
 
+func TestHeld(t *testing.T) {
+	for _, c := range []struct {
+		state, reason string
+		want          bool
+	}{
+		{"PENDING", "launch_failed_requeued_held", true},
+		{"PENDING", "JobHeldAdmin", true},
+		{"PENDING", "JobHeldUser", true},
+		{"PENDING", "job_requeued_in_held_state", true},
+		{"REQUEUE_HOLD", "", true},
+		{"SPECIAL_EXIT", "", true},
+		{"PENDING", "Resources", false},
+		{"PENDING", "BeginTime", false},
+		{"RUNNING", "JobHeldAdmin", false},
+	} {
+		if got := (JobState{Known: true, State: c.state, Reason: c.reason}).Held(); got != c.want {
+			t.Errorf("%s (%s): Held()=%v", c.state, c.reason, got)
+		}
+	}
+}
+
 func TestParseExitAndTimes(t *testing.T) {
 	if c, s := parseExit("0:15"); c != 0 || s != 15 {
 		t.Error(c, s)
