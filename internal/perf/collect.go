@@ -49,11 +49,12 @@ func Collect(resultsDir string, run Run) *Summary {
 
 	var problems []Problem
 	read := func(rel string) ([]Block, bool) {
-		data, err := os.ReadFile(filepath.Join(resultsDir, rel))
+		f, err := os.Open(filepath.Join(resultsDir, rel))
 		if err != nil {
 			return nil, false
 		}
-		b, p := ParseBlocks(filepath.ToSlash(rel), data)
+		defer f.Close()
+		b, p := ParseBlocksFrom(filepath.ToSlash(rel), f)
 		problems = append(problems, p...)
 		return b, true
 	}

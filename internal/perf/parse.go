@@ -1,7 +1,10 @@
 package perf
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"regexp"
 	"strconv"
@@ -57,6 +60,20 @@ const maxBlockLines = 200
 // blocks and problems. It never fails: whatever cannot be read is a
 // Problem, and the rows that could be read are kept.
 func ParseBlocks(name string, data []byte) ([]Block, []Problem) {
+	return ParseBlocksFrom(name, bytes.NewReader(data))
+}
+
+// headerMark is in every header line headerRE matches.
+var headerMark = []byte(" Serving Benchmark Result ")
+
+// blockLineMax bounds the lines looked at: a block's lines are short, and
+// a longer line (a rank's progress bar, say) is read as an empty one
+// rather than held, so that a job log of gigabytes is parsed in constant
+// memory.
+const blockLineMax = 64 << 10
+
+// ParseBlocksFrom is ParseBlocks reading r a line at a time.
+func ParseBlocksFrom(name string, r io.Reader) ([]Block, []Problem) {
 	var (
 		blocks   []Block
 		problems []Problem
@@ -72,10 +89,7 @@ func ParseBlocks(name string, data []byte) ([]Block, []Problem) {
 		blocks = append(blocks, *cur)
 		cur = nil
 	}
-	lines := strings.Split(string(data), "\n")
-	for i, raw := range lines {
-		n := i + 1
-		line := strings.TrimRight(raw, " \t\r")
+	take := func(n int, line string) {
 		if m := headerRE.FindStringSubmatch(line); m != nil {
 			if cur != nil {
 				problem(cur.Line, "result block has no closing line of 50 '=' before the next block (line %d)", n)
@@ -83,46 +97,69 @@ func ParseBlocks(name string, data []byte) ([]Block, []Problem) {
 			}
 			cur = &Block{File: name, Line: n, Values: map[string]float64{}}
 			prefix, seen = m[1], map[string]int{}
-			continue
+			return
 		}
 		if cur == nil {
-			continue
+			return
 		}
 		if n-cur.Line > maxBlockLines {
 			problem(cur.Line, "result block has no closing line of 50 '=' within %d lines", maxBlockLines)
 			closeBlock(false)
-			continue
+			return
 		}
 		line = strings.TrimLeft(strings.TrimPrefix(line, prefix), " \t")
 		switch {
 		case line == Footer:
 			closeBlock(true)
-			continue
+			return
 		case line == "", strings.HasPrefix(line, "-"), strings.HasPrefix(line, "="):
 			// Blank lines, section separators ("-----Time to First
 			// Token-----") and the client's own banners
 			// ("===!FAILED REQUESTS!===").
-			continue
+			return
 		}
 		m := rowRE.FindStringSubmatch(line)
 		if m == nil {
-			continue // a line of something else that ran at the same time
+			return // a line of something else that ran at the same time
 		}
 		key, known := keyByLabel[m[1]]
 		if !known {
-			continue // a row this runner does not use (goodput, energy, min, max, P50, ...)
+			return // a row this runner does not use (goodput, energy, min, max, P50, ...)
 		}
 		v, err := strconv.ParseFloat(m[2], 64)
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 			problem(n, "%s %q is not a number", strings.TrimSuffix(m[1], ":"), m[2])
-			continue
+			return
 		}
 		if first, dup := seen[key]; dup {
 			problem(n, "%s printed twice in one block (first on line %d); the first is kept", strings.TrimSuffix(m[1], ":"), first)
-			continue
+			return
 		}
 		seen[key] = n
 		cur.Values[key] = v
+	}
+	br := bufio.NewReaderSize(r, blockLineMax)
+	for n := 1; ; n++ {
+		raw, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			for err == bufio.ErrBufferFull {
+				_, err = br.ReadSlice('\n')
+			}
+			raw = nil
+		}
+		// Every piece between newlines is a line, the last one too (empty
+		// after a final newline), as strings.Split would cut them. Outside
+		// a block only a header matters: the cheap test first, since a job
+		// log is mostly other lines.
+		if cur != nil || bytes.Contains(raw, headerMark) {
+			take(n, strings.TrimRight(string(bytes.TrimSuffix(raw, []byte("\n"))), " \t\r"))
+		}
+		if err != nil {
+			if err != io.EOF {
+				problems = append(problems, Problem{File: name, Line: n, Why: "read: " + err.Error()})
+			}
+			break
+		}
 	}
 	if cur != nil {
 		problem(cur.Line, "result block is cut off: the log ends before its closing line of 50 '='")

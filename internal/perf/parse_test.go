@@ -185,3 +185,22 @@ func sampleValues(c int, f float64) map[string]float64 {
 	}
 	return v
 }
+
+// A job log holds lines far longer than any result block's (a rank's
+// progress bar): they are skipped, not held, and the lines after them
+// keep their numbers.
+func TestParseBlocksFromSkipsOverlongLines(t *testing.T) {
+	values := map[string]float64{"successful_requests": 8, "failed_requests": 0, "max_concurrency": 8}
+	for _, k := range CoreKeys() {
+		values[k] = 42
+	}
+	long := strings.Repeat("#", 3*blockLineMax) + "\n"
+	log := "first\n" + long + FormatBlock(values) + "\n" + long
+	blocks, problems := ParseBlocksFrom("job-output.log", strings.NewReader(log))
+	if len(problems) != 0 || len(blocks) != 1 {
+		t.Fatalf("blocks %d, problems %v", len(blocks), problems)
+	}
+	if b := blocks[0]; b.Line != 3 || !b.Terminated || b.Values["output_throughput"] != 42 {
+		t.Errorf("block %+v", b)
+	}
+}

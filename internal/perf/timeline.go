@@ -47,7 +47,7 @@ func BuildTimeline(dir string, ri *RunInfo, s *Summary) Timeline {
 	if ri == nil {
 		ri = &RunInfo{}
 	}
-	jobLog, _ := os.ReadFile(filepath.Join(dir, JobLogName))
+	jobLog := scanJobLog(filepath.Join(dir, JobLogName))
 	ref := firstTime(ri.Started, ri.Submitted, ri.RunnerStarted, ri.Ended)
 	if ref.IsZero() {
 		if info, err := os.Stat(filepath.Join(dir, JobLogName)); err == nil {
@@ -89,7 +89,7 @@ func BuildTimeline(dir string, ri *RunInfo, s *Summary) Timeline {
 	install := Lane{Name: "install"}
 	if end, ok := mtimeWithin(filepath.Join(dir, "install.log"), ri.Started, jobEnd); ok && !ri.Started.IsZero() {
 		c, label := "install", "install"
-		if bytes.Contains(jobLog, []byte("Install script failed")) {
+		if jobLog.installFailed {
 			c, label = "failed", "install failed"
 		}
 		install.Spans = appendSpan(install.Spans, Span{Label: label, Class: c, Start: ri.Started, End: end})
@@ -199,7 +199,7 @@ var (
 
 // roles lists the servers: from the draft's lines, with their logs found
 // in the results folder, plus any server log no line named.
-func roles(dir string, jobLog []byte) []role {
+func roles(dir string, jobLog jobLogFacts) []role {
 	logs := map[string]string{} // base name → path relative to dir
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && roleLogRE.MatchString(d.Name()) {
@@ -213,7 +213,7 @@ func roles(dir string, jobLog []byte) []role {
 	})
 	var out []role
 	named := map[string]bool{}
-	for _, m := range startedRE.FindAllSubmatch(jobLog, -1) {
+	for _, m := range jobLog.started {
 		r := role{name: string(m[1]), nodes: string(m[2])}
 		base := roleLogName(r.name)
 		if len(m[3]) > 0 {
@@ -324,15 +324,72 @@ func logTimes(path string, ref time.Time, loc *time.Location) (first, ready, las
 
 var benchLineRE = regexp.MustCompile(`benchmark client at concurrency (\d+) (started|finished)`)
 
+// jobLogFacts is what the timeline takes from the job log, gathered in one
+// pass that holds a line at a time: real job logs reach gigabytes.
+type jobLogFacts struct {
+	installFailed bool
+	started       [][][]byte // startedRE's submatches, in order
+	benchLines    []string   // lines benchLineRE matches, in order
+}
+
+// timelineLineMax bounds the lines looked at: the ones the timeline
+// needs are short, and a longer one (a rank's progress bar, say) is
+// skipped without being held.
+const timelineLineMax = 64 << 10
+
+func scanJobLog(p string) jobLogFacts {
+	var f jobLogFacts
+	file, err := os.Open(p)
+	if err != nil {
+		return f
+	}
+	defer file.Close()
+	r := bufio.NewReaderSize(file, timelineLineMax)
+	for {
+		line, err := r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			for err == bufio.ErrBufferFull {
+				_, err = r.ReadSlice('\n')
+			}
+			if err != nil {
+				return f
+			}
+			continue
+		}
+		f.take(bytes.TrimSuffix(line, []byte("\n")))
+		if err != nil {
+			return f
+		}
+	}
+}
+
+func (f *jobLogFacts) take(line []byte) {
+	if bytes.Contains(line, []byte("Install script failed")) {
+		f.installFailed = true
+	}
+	if !bytes.HasPrefix(line, []byte("Started ")) && !bytes.Contains(line, []byte("benchmark client at concurrency ")) {
+		return // the cheap test first: a job log is mostly other lines
+	}
+	if m := startedRE.FindSubmatch(line); m != nil {
+		for i := range m {
+			m[i] = bytes.Clone(m[i])
+		}
+		f.started = append(f.started, m)
+	}
+	if benchLineRE.Match(line) {
+		f.benchLines = append(f.benchLines, string(line))
+	}
+}
+
 // benchLane has one span per concurrency: from timestamped "benchmark
 // client at concurrency C started/finished" lines when the job log has
 // them, else ending when its trtllm-benchmark.0.<k>.log was written and
 // lasting its "Benchmark duration (s)" (no earlier than the previous end).
-func benchLane(dir string, jobLog []byte, s *Summary, ref time.Time, loc *time.Location, jobStart, jobEnd time.Time) Lane {
+func benchLane(dir string, jobLog jobLogFacts, s *Summary, ref time.Time, loc *time.Location, jobStart, jobEnd time.Time) Lane {
 	lane := Lane{Name: "BENCHMARK"}
 	starts := map[int]time.Time{}
 	var prev time.Time
-	for _, line := range strings.Split(string(jobLog), "\n") {
+	for _, line := range jobLog.benchLines {
 		m := benchLineRE.FindStringSubmatch(line)
 		if m == nil {
 			continue
