@@ -153,10 +153,20 @@ func (s *LogScanner) Facts() LogFacts {
 }
 
 func (s *LogScanner) endLine() {
-	if !s.overlong {
+	if !s.overlong && mayMatter(s.line) {
 		s.take(strings.TrimRight(string(s.line), "\r"))
 	}
 	s.line, s.overlong = s.line[:0], false
+}
+
+// mayMatter is the cheap test that spares take (a string copy and two
+// regular expressions) the lines that cannot change a fact: a job log is
+// gigabytes of ranks' output with a handful of lines that count. Every
+// marker take knows holds "===== " or "----- ", and the two result lines
+// hold their own fixed words.
+func mayMatter(line []byte) bool {
+	return bytes.Contains(line, []byte("===== ")) || bytes.Contains(line, []byte("----- ")) ||
+		bytes.Contains(line, []byte("Rank0 Pytest finished")) || bytes.Contains(line, []byte("srun: error: "))
 }
 
 func (s *LogScanner) take(text string) {

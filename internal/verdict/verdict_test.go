@@ -137,3 +137,26 @@ func TestLogScannerPieces(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLogScanner is the verdict's share of streaming a job log: ranks'
+// output in 32 KiB pieces, as a poll delivers it, with the lines that
+// count at the end.
+func BenchmarkLogScanner(b *testing.B) {
+	var chunk []byte
+	for len(chunk) < 32<<10 {
+		chunk = append(chunk, "[1,3]<stdout>: step 1234 loss 0.123 tokens/s 45678 every rank's output, as a real log has it\n"...)
+	}
+	tail := []byte("Rank0 Pytest finished execution with exit code 0\n")
+	const pieces = 2048 // 64 MiB and more
+	b.SetBytes(int64(pieces*len(chunk) + len(tail)))
+	for b.Loop() {
+		s := NewLogScanner()
+		for range pieces {
+			s.Write(chunk)
+		}
+		s.Write(tail)
+		if f := s.Facts(); f.rank != 0 {
+			b.Fatalf("rank %d", f.rank)
+		}
+	}
+}
