@@ -75,7 +75,9 @@ func (c *Console) Stage(n int, name string) func(err error) {
 
 func (c *Console) mask(b []byte) []byte {
 	for _, s := range c.Secrets {
-		b = bytes.ReplaceAll(b, []byte(s), []byte("****"))
+		if bytes.Contains(b, []byte(s)) { // ReplaceAll copies even when nothing matches
+			b = bytes.ReplaceAll(b, []byte(s), []byte("****"))
+		}
 	}
 	return MaskAssignments(b)
 }
@@ -232,14 +234,29 @@ func (m *maskingWriter) Write(p []byte) (int, error) {
 		}
 		return len(p), nil
 	}
-	m.pending = append(m.pending, p...)
-	if i := bytes.LastIndexByte(m.pending, '\n'); i >= 0 {
-		out := m.c.mask(m.pending[:i+1])
-		m.pending = append([]byte(nil), m.pending[i+1:]...)
-		if _, err := m.w.Write(out); err != nil {
+	last := bytes.LastIndexByte(p, '\n')
+	if last < 0 {
+		m.pending = append(m.pending, p...)
+		return len(p), nil
+	}
+	// Masking works a line at a time, so the held-back line is completed
+	// and written on its own, and the whole lines after it straight from
+	// p: a job log of gigabytes passes through without being copied.
+	first := bytes.IndexByte(p, '\n')
+	if len(m.pending) > 0 {
+		m.pending = append(m.pending, p[:first+1]...)
+		if _, err := m.w.Write(m.c.mask(m.pending)); err != nil {
+			return 0, err
+		}
+	} else {
+		first = -1
+	}
+	if whole := p[first+1 : last+1]; len(whole) > 0 {
+		if _, err := m.w.Write(m.c.mask(whole)); err != nil {
 			return 0, err
 		}
 	}
+	m.pending = append(m.pending[:0], p[last+1:]...)
 	return len(p), nil
 }
 

@@ -173,34 +173,63 @@ func (j *jobRun) maskResults() error {
 // masked copy in place, to make it fail on demand.
 var maskFileHook func(path string) error
 
-// maskFile masks a file line by line into a temporary copy beside it, in
-// constant memory (job logs reach gigabytes), and puts the copy in place
-// only when something was masked.
+// maskFile masks a file line by line, in constant memory (job logs reach
+// gigabytes). Most files hold no secret: they are only read. From the
+// first line that needs masking on, a copy is written beside the file
+// (the untouched bytes before it copied first) and put in its place.
 func maskFile(p string) (err error) {
 	in, err := os.Open(p)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	info, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".mask-*")
-	if err != nil {
-		return err
-	}
+	var (
+		tmp       *os.File
+		w         *bufio.Writer
+		untouched int64 // bytes before the first masked line
+	)
 	defer func() {
-		tmp.Close()
-		if err != nil {
-			os.Remove(tmp.Name())
+		if tmp != nil {
+			tmp.Close()
+			if err != nil {
+				os.Remove(tmp.Name())
+			}
 		}
 	}()
-	changed, err := maskStream(bufio.NewWriterSize(tmp, 256<<10), bufio.NewReaderSize(in, 256<<10))
-	if err != nil || !changed {
-		if err == nil {
-			os.Remove(tmp.Name())
+	r := bufio.NewReaderSize(in, 256<<10)
+	for {
+		// A line longer than the buffer is masked piece by piece.
+		line, rerr := r.ReadSlice('\n')
+		if rerr != nil && rerr != io.EOF && rerr != bufio.ErrBufferFull {
+			return rerr
 		}
+		m := MaskAssignments(line)
+		if w == nil && !bytes.Equal(m, line) {
+			if tmp, err = os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".mask-*"); err != nil {
+				return err
+			}
+			if err = copyPrefix(tmp, p, untouched); err != nil {
+				return err
+			}
+			w = bufio.NewWriterSize(tmp, 256<<10)
+		}
+		if w == nil {
+			untouched += int64(len(line))
+		} else if _, err := w.Write(m); err != nil {
+			return err
+		}
+		if rerr == io.EOF {
+			break
+		}
+	}
+	if w == nil {
+		return nil
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	info, err := in.Stat()
+	if err != nil {
 		return err
 	}
 	if err := tmp.Chmod(info.Mode().Perm()); err != nil {
@@ -215,25 +244,15 @@ func maskFile(p string) (err error) {
 	return os.Rename(tmp.Name(), p)
 }
 
-// maskStream copies r to w with secret-named assignments masked, a line
-// at a time (a line longer than the buffer is masked piece by piece).
-func maskStream(w *bufio.Writer, r *bufio.Reader) (changed bool, err error) {
-	for {
-		line, rerr := r.ReadSlice('\n')
-		if rerr != nil && rerr != io.EOF && rerr != bufio.ErrBufferFull {
-			return changed, rerr
-		}
-		m := MaskAssignments(line)
-		if !bytes.Equal(m, line) {
-			changed = true
-		}
-		if _, err := w.Write(m); err != nil {
-			return changed, err
-		}
-		if rerr == io.EOF {
-			return changed, w.Flush()
-		}
+// copyPrefix copies the first n bytes of the file at p to w.
+func copyPrefix(w io.Writer, p string, n int64) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
 	}
+	defer f.Close()
+	_, err = io.CopyN(w, f, n)
+	return err
 }
 
 func writeSummary(dir string, o *Outcome) error {

@@ -3,6 +3,7 @@ package runner
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -27,6 +28,33 @@ func TestConsoleMasksSecretsAcrossWrites(t *testing.T) {
 	}
 	if strings.Contains(logb.String(), "\x1b[") {
 		t.Errorf("colour written to a non-terminal: %q", logb.String())
+	}
+}
+
+// However a stream is cut into writes, the console shows what masking the
+// whole of it at once shows.
+func TestConsoleMasksAlikeHoweverTheStreamIsCut(t *testing.T) {
+	log := "start\nexport HF_TOKEN=hf_SECRET123 A=1\n\nplain hf_SECRET123 line\nNGC_API_KEY=\"k 1\"\nno newline at the end hf_SECRET123"
+	var whole bytes.Buffer
+	ref := NewConsole(&whole, &bytes.Buffer{}, false, []string{"hf_SECRET123"})
+	ref.Out.Write([]byte(log))
+	ref.Flush()
+	if strings.Contains(whole.String(), "hf_SECRET123") {
+		t.Fatalf("unmasked: %q", whole.String())
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 500 {
+		var out bytes.Buffer
+		con := NewConsole(&out, &bytes.Buffer{}, false, []string{"hf_SECRET123"})
+		for rest := []byte(log); len(rest) > 0; {
+			n := 1 + rng.IntN(min(len(rest), 12))
+			con.Out.Write(rest[:n])
+			rest = rest[n:]
+		}
+		con.Flush()
+		if out.String() != whole.String() {
+			t.Fatalf("got  %q\nwant %q", out.String(), whole.String())
+		}
 	}
 }
 
