@@ -1,7 +1,6 @@
 package perf
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -65,12 +64,6 @@ func ParseBlocks(name string, data []byte) ([]Block, []Problem) {
 
 // headerMark is in every header line headerRE matches.
 var headerMark = []byte(" Serving Benchmark Result ")
-
-// blockLineMax bounds the lines looked at: a block's lines are short, and
-// a longer line (a rank's progress bar, say) is read as an empty one
-// rather than held, so that a job log of gigabytes is parsed in constant
-// memory.
-const blockLineMax = 64 << 10
 
 // ParseBlocksFrom is ParseBlocks reading r a line at a time.
 func ParseBlocksFrom(name string, r io.Reader) ([]Block, []Problem) {
@@ -138,28 +131,15 @@ func ParseBlocksFrom(name string, r io.Reader) ([]Block, []Problem) {
 		seen[key] = n
 		cur.Values[key] = v
 	}
-	br := bufio.NewReaderSize(r, blockLineMax)
-	for n := 1; ; n++ {
-		raw, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			for err == bufio.ErrBufferFull {
-				_, err = br.ReadSlice('\n')
-			}
-			raw = nil
-		}
-		// Every piece between newlines is a line, the last one too (empty
-		// after a final newline), as strings.Split would cut them. Outside
-		// a block only a header matters: the cheap test first, since a job
-		// log is mostly other lines.
+	// Outside a block only a header matters: the cheap test first, since
+	// a job log is mostly other lines.
+	n, err := eachLine(r, func(n int, raw []byte) {
 		if cur != nil || bytes.Contains(raw, headerMark) {
-			take(n, strings.TrimRight(string(bytes.TrimSuffix(raw, []byte("\n"))), " \t\r"))
+			take(n, strings.TrimRight(string(raw), " \t\r"))
 		}
-		if err != nil {
-			if err != io.EOF {
-				problems = append(problems, Problem{File: name, Line: n, Why: "read: " + err.Error()})
-			}
-			break
-		}
+	})
+	if err != nil {
+		problems = append(problems, Problem{File: name, Line: n, Why: "read: " + err.Error()})
 	}
 	if cur != nil {
 		problem(cur.Line, "result block is cut off: the log ends before its closing line of 50 '='")

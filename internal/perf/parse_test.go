@@ -194,7 +194,7 @@ func TestParseBlocksFromSkipsOverlongLines(t *testing.T) {
 	for _, k := range CoreKeys() {
 		values[k] = 42
 	}
-	long := strings.Repeat("#", 3*blockLineMax) + "\n"
+	long := strings.Repeat("#", 3*lineMax) + "\n"
 	log := "first\n" + long + FormatBlock(values) + "\n" + long
 	blocks, problems := ParseBlocksFrom("job-output.log", strings.NewReader(log))
 	if len(problems) != 0 || len(blocks) != 1 {

@@ -332,11 +332,6 @@ type jobLogFacts struct {
 	benchLines    []string   // lines benchLineRE matches, in order
 }
 
-// timelineLineMax bounds the lines looked at: the ones the timeline
-// needs are short, and a longer one (a rank's progress bar, say) is
-// skipped without being held.
-const timelineLineMax = 64 << 10
-
 func scanJobLog(p string) jobLogFacts {
 	var f jobLogFacts
 	file, err := os.Open(p)
@@ -344,23 +339,8 @@ func scanJobLog(p string) jobLogFacts {
 		return f
 	}
 	defer file.Close()
-	r := bufio.NewReaderSize(file, timelineLineMax)
-	for {
-		line, err := r.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			for err == bufio.ErrBufferFull {
-				_, err = r.ReadSlice('\n')
-			}
-			if err != nil {
-				return f
-			}
-			continue
-		}
-		f.take(bytes.TrimSuffix(line, []byte("\n")))
-		if err != nil {
-			return f
-		}
-	}
+	eachLine(file, func(_ int, line []byte) { f.take(line) })
+	return f
 }
 
 func (f *jobLogFacts) take(line []byte) {
