@@ -691,14 +691,14 @@ func TestFaultNodeDown(t *testing.T) {
 func (j *job) requeueSettled(id string, limit time.Duration) {
 	j.t.Helper()
 	deadline := time.Now().Add(limit)
+	j.waitState(id, "PENDING", limit)
 	for {
-		job := j.slurm("scontrol", "show", "job", "-o", id)
 		steps, _ := exec.Command("pgrep", "-af", `^slurmstepd: \[`+id+`\.`).Output()
-		if strings.Contains(job, "JobState=PENDING ") && len(steps) == 0 {
+		if len(steps) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			j.t.Fatalf("the requeued job did not settle within %s:\n%s\n%s", limit, job, steps)
+			j.t.Fatalf("the requeued job's old steps still run after %s:\n%s", limit, steps)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
