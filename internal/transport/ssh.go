@@ -398,26 +398,53 @@ func (s *SSH) releaseSession() { <-s.sessions }
 // openSession opens a session on a live connection. A session that cannot
 // be opened because the connection just died ran nothing, so it is safe to
 // reconnect and try again here.
+//
+// A live connection whose server refuses the session is asked again a few
+// times: sshd frees a session's slot (MaxSessions) only once it has seen the
+// client's close and the child's exit, which on a loaded login node can lag
+// behind the close that freed our own token, so a burst of short commands
+// can meet a refusal for a moment.
 func (s *SSH) openSession(ctx context.Context) (*sshConn, *ssh.Session, error) {
-	const tries = 3
-	for try := 1; ; try++ {
+	const drops = 3
+	dropped, refused := 0, 0
+	backoff := firstRefusalBackoff
+	for {
 		c, err := s.connection(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
 		sess, err := c.client.NewSession()
 		if err == nil {
+			if refused > 0 {
+				s.cfg.Debugf("ssh %s: session opened after %d refusals", s.name, refused)
+			}
 			return c, sess, nil
 		}
-		if c.ping(s.cfg.KeepAliveInterval) == nil {
-			// The connection is fine; the server refused the session.
-			return nil, nil, Unreachable(fmt.Errorf("ssh %s: cannot open a session: %w", s.name, err))
+		if c.ping(s.cfg.KeepAliveInterval) != nil {
+			if dropped++; dropped == drops {
+				return nil, nil, Unreachable(fmt.Errorf("ssh %s: the connection keeps dropping: %v", s.name, c.cause))
+			}
+			continue
 		}
-		if try == tries {
-			return nil, nil, Unreachable(fmt.Errorf("ssh %s: the connection keeps dropping: %v", s.name, c.cause))
+		// The connection is fine; the server refused the session.
+		var oce *ssh.OpenChannelError
+		if refused++; !errors.As(err, &oce) || refused > sessionRefusals {
+			return nil, nil, Unreachable(fmt.Errorf("ssh %s: cannot open a session (refused %d times): %w", s.name, refused, err))
 		}
+		if err := s.sleep(ctx, backoff); err != nil {
+			return nil, nil, err
+		}
+		backoff = min(2*backoff, maxRefusalBackoff)
 	}
 }
+
+// A refused session is asked for again sessionRefusals times, about 6 s in
+// all, before the refusal counts as the server's answer.
+const (
+	sessionRefusals     = 8
+	firstRefusalBackoff = 50 * time.Millisecond
+	maxRefusalBackoff   = time.Second
+)
 
 // Run runs cmd as `bash -c cmd` on the login node (under whatever login
 // shell the user has), so that commands behave as under Local. stdin is

@@ -520,6 +520,45 @@ func TestSSHMaxSessions(t *testing.T) {
 	}
 }
 
+// sshd refuses a session for a moment when its MaxSessions slots are not
+// yet freed from sessions the client has already closed; that is waited
+// out on the same connection, and a server that keeps refusing is reported.
+func TestSSHSessionRefusedForAMoment(t *testing.T) {
+	e := newEnv(t)
+	s := e.dial(t)
+	var slept []time.Duration
+	s.hooks = &hooks{sleep: func(ctx context.Context, d time.Duration) error {
+		slept = append(slept, d)
+		return ctx.Err()
+	}}
+	ctx := testCtx(t)
+
+	e.srv.refuseSessions.Store(3)
+	var out bytes.Buffer
+	if err := s.Run(ctx, "echo ok", nil, &out, nil); err != nil {
+		t.Fatalf("refused 3 times, then open: %v", err)
+	}
+	if out.String() != "ok\n" {
+		t.Errorf("output %q", out.String())
+	}
+	if n := e.srv.refused.Load(); n != 3 {
+		t.Errorf("server refused %d opens, want 3", n)
+	}
+	if want := []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}; !slices.Equal(slept, want) {
+		t.Errorf("waited %v between tries, want %v", slept, want)
+	}
+
+	e.srv.refuseSessions.Store(1000)
+	err := s.Run(ctx, "echo never", nil, nil, nil)
+	wantUnreachable(t, err, "cannot open a session", "refused 9 times", "open failed")
+	if n := e.srv.execs.Load(); n != 1 {
+		t.Errorf("%d commands ran, want 1", n)
+	}
+	if n := e.srv.logins.Load(); n != 1 {
+		t.Errorf("%d connections, want 1: a refused session is no reason to reconnect", n)
+	}
+}
+
 // A Run waiting for a session slot gives up when its ctx ends.
 func TestSSHSessionWaitHonoursContext(t *testing.T) {
 	e := newEnv(t)

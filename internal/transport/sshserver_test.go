@@ -42,12 +42,14 @@ type testServer struct {
 	beforeExec func() // when set, runs before each command starts (and may block it)
 
 	refuseAuth           atomic.Bool
+	refuseSessions       atomic.Int32 // > 0: refuse that many more session opens, as sshd does at MaxSessions
 	ignoreKeepAlivesFrom atomic.Int32 // > 0: leave the n-th keepalive and later ones unanswered
 	ignoreSignals        atomic.Bool  // refuse "signal", as sshd does for root logins
 	dropAfterStdin       atomic.Int64 // > 0: cut the TCP connection once a session has read this many stdin bytes
 	allowForwarding      bool         // act as a jump host (direct-tcpip)
 
 	logins     atomic.Int32 // connections that logged in
+	refused    atomic.Int32 // session opens refused
 	keepAlives atomic.Int32
 	forwards   atomic.Int32
 	open       atomic.Int32 // sessions open now
@@ -165,6 +167,9 @@ func (s *testServer) handleConn(nc net.Conn) {
 	go s.handleGlobal(reqs)
 	for nch := range chans {
 		switch {
+		case nch.ChannelType() == "session" && s.refuseSessions.Add(-1) >= 0:
+			s.refused.Add(1)
+			nch.Reject(ssh.ConnectionFailed, "open failed")
 		case nch.ChannelType() == "session":
 			go s.handleSession(nch, nc)
 		case nch.ChannelType() == "direct-tcpip" && s.allowForwarding:
