@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -62,6 +63,11 @@ type SSHConfig struct {
 	MaxSessions       int           // concurrent sessions; default 8 (sshd allows 10)
 	DialTimeout       time.Duration // per TCP connect and per handshake; default 10s
 
+	// HelperShells is how many long-lived shells may run commands that
+	// read no input (see helperScript); default 2, at most half of
+	// MaxSessions; negative: none, every command gets a session.
+	HelperShells int
+
 	// Logf, when set, receives progress lines such as reconnect attempts.
 	Logf func(format string, args ...any)
 	// Debugf, when set, receives a line per remote step with where its
@@ -101,6 +107,7 @@ type SSH struct {
 	hosts *knownHostsFile
 
 	sessions chan struct{} // a token per open session
+	helpers  helpers
 
 	// ctx ends at Close; it bounds reconnects, which run on their own so
 	// that one caller giving up does not cancel them for the others.
@@ -148,6 +155,7 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 		hooks:    testHooks,
 	}
 	s.name = cfg.User + "@" + s.addr
+	s.helpers.max = min(cfg.HelperShells, cfg.MaxSessions/2)
 	if cfg.JumpHost != "" {
 		if s.jump, err = parseJumpHost(cfg.JumpHost, cfg.User); err != nil {
 			return nil, Unreachable(err)
@@ -198,6 +206,12 @@ func (cfg SSHConfig) withDefaults() (SSHConfig, error) {
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = defaultDialTimeout
+	}
+	switch {
+	case cfg.HelperShells == 0:
+		cfg.HelperShells = defaultHelperShells
+	case cfg.HelperShells < 0:
+		cfg.HelperShells = 0
 	}
 	if cfg.Debugf == nil {
 		cfg.Debugf = func(string, ...any) {}
@@ -460,8 +474,36 @@ const (
 // the background when it exited normally are not touched. A command given
 // stdin has no such lifeline: it is sent SIGKILL through sshd (which sshd
 // refuses for root) and sees its input end.
+//
+// A command without stdin runs in a helper shell when one is free (see
+// helperScript): the same contract, without a login per command, but for
+// two things. A signal shows as the shell's exit status 128+n instead of
+// Code -1. What the command leaves running in the background lives as long
+// as the helper, which ends with the connection (none of the runner's
+// commands leaves anything behind).
 func (s *SSH) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if stdin == nil {
+		return s.runQuick(ctx, cmd, cmd, stdout, stderr)
+	}
 	return s.run(ctx, cmd, cmd, stdin, stdout, stderr)
+}
+
+// runQuick runs a command without input in a helper shell, or in a session
+// of its own when no helper is free.
+func (s *SSH) runQuick(ctx context.Context, label, cmd string, stdout, stderr io.Writer) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !strings.ContainsRune(cmd, 0) {
+		h, err := s.takeHelper(ctx)
+		if err != nil {
+			return err
+		}
+		if h != nil {
+			return s.runInHelper(ctx, h, label, cmd, stdout, stderr)
+		}
+	}
+	return s.run(ctx, label, cmd, nil, stdout, stderr)
 }
 
 // run is Run with a separate label, the command as errors show it.
@@ -615,26 +657,45 @@ func shortCmd(cmd string) string {
 	return strconv.Quote(cmd)
 }
 
-// WriteFile streams data into a temporary file next to path through an SSH
-// session (no scp or sftp binary is needed on either side) and renames it
-// into place. The size is checked before the rename: when the connection
-// breaks, the remote cat sees an early end of input and exits 0, and only
-// the check keeps the truncated file from becoming path. The temporary file
-// is removed on any failure the remote shell lives through. WriteFile is
-// safe to repeat, for example after ErrConnectionLost.
+// WriteFile writes data into a temporary file next to path and renames it
+// into place (no scp or sftp binary is needed on either side). A small file
+// travels inside the command, base64-encoded, so that it can go through a
+// helper shell; a large one is streamed as the input of a session of its
+// own. The size is checked before the rename: when the connection breaks,
+// the remote reader sees an early end of input and exits 0, and only the
+// check keeps the truncated file from becoming path. The temporary file is
+// removed on any failure the remote shell lives through. WriteFile is safe
+// to repeat, for example after ErrConnectionLost.
 func (s *SSH) WriteFile(ctx context.Context, p string, data []byte, mode os.FileMode) error {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	dir := path.Dir(p)
 	tmp := path.Join(dir, "."+path.Base(p)+".tmp-"+hex.EncodeToString(rnd[:]))
+	inline := len(data) <= inlineWriteMax
+	reader := `cat > "$tmp"`
+	if inline {
+		reader = `base64 -d > "$tmp" <<'DISAGG_RUNNER_EOF'`
+	}
 	script := fmt.Sprintf(`tmp=%s; trap 'rm -f -- "$tmp"' EXIT; `+
-		`mkdir -p -- %s && cat > "$tmp" && test "$(wc -c < "$tmp")" -eq %d && `+
+		`mkdir -p -- %s && %s && test "$(wc -c < "$tmp")" -eq %d && `+
 		`chmod %04o "$tmp" && mv -f -- "$tmp" %s && trap - EXIT`,
-		shellquote.Quote(tmp), shellquote.Quote(dir), len(data), uint32(mode.Perm()), shellquote.Quote(p))
-	err := s.run(ctx, "write "+p, script, bytes.NewReader(data), nil, nil)
+		shellquote.Quote(tmp), shellquote.Quote(dir), reader, len(data), uint32(mode.Perm()), shellquote.Quote(p))
+	var err error
+	if inline {
+		script += "\n" + base64.StdEncoding.EncodeToString(data) + "\nDISAGG_RUNNER_EOF\n"
+		err = s.runQuick(ctx, "write "+p, script, nil, nil)
+	} else {
+		err = s.run(ctx, "write "+p, script, bytes.NewReader(data), nil, nil)
+	}
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		return fmt.Errorf("ssh %s: %w", s.name, err)
 	}
 	return err
 }
+
+// inlineWriteMax is the largest file WriteFile sends inside the command:
+// its base64 (4/3 of it) must stay under Linux's limit for one argument of
+// a program (128 KiB, `bash -c` takes the command as one), and a helper
+// shell reads its commands a byte per system call (it must not read ahead).
+const inlineWriteMax = 64 << 10

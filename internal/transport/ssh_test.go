@@ -54,9 +54,13 @@ func newEnv(t *testing.T) *testEnv {
 			// (keepAliveDriver), and dials and reconnects have all the
 			// time a loaded machine needs.
 			KeepAliveInterval: time.Hour,
-			ReconnectBudget:   patience,
-			DialTimeout:       patience,
-			Logf:              log.logf,
+			// These tests sequence commands by their sessions (exec
+			// hooks, session counts); helper shells have their own
+			// tests (helper_test.go), which turn them back on.
+			HelperShells:    -1,
+			ReconnectBudget: patience,
+			DialTimeout:     patience,
+			Logf:            log.logf,
 		},
 	}
 }

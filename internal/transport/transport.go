@@ -56,7 +56,7 @@ func Unreachable(err error) error {
 // ExitError reports a command that ran and exited with a non-zero status.
 type ExitError struct {
 	Cmd    string
-	Code   int    // -1 when killed by a signal or the status is unknown
+	Code   int    // -1 when killed by a signal or the status is unknown; 128+n from an SSH helper shell
 	Stderr string // the tail of stderr, when captured
 }
 
