@@ -384,7 +384,7 @@ func TestRunOverSSHPassAndFail(t *testing.T) {
 				}
 			}
 			// Slurm's end against the moment the runner noticed it. How
-			// soon is a performance figure, measured by bench/run-cost.sh;
+			// soon is a performance figure, measured by bench/all;
 			// the limit here is far above it and only catches an end that
 			// the sentinel and sacct both missed (the controller's safety
 			// net alone polls every 2 minutes while sacct agrees).

@@ -151,7 +151,7 @@ func TestClusterSubmitFollowWatchFetch(t *testing.T) {
 		t.Errorf("changes %v: want RUNNING with nodes, then COMPLETED", changes)
 	}
 	// How soon Watch notices the end is a performance figure (see
-	// bench/run-cost.sh); the limit only catches an end that the sentinel
+	// bench/all); the limit only catches an end that the sentinel
 	// and sacct both missed, left to the controller's safety net (every
 	// 2 minutes while sacct agrees).
 	lag := returned.Sub(final.End)
