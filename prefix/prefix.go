@@ -8,11 +8,11 @@ package prefix
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/disagg-runner/disagg-runner/internal/launch"
+	"github.com/disagg-runner/disagg-runner/internal/lazyre"
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
@@ -158,17 +158,17 @@ func EnrootImage(image string) string {
 }
 
 var (
-	slurmName = regexp.MustCompile(`^[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*$`)
+	slurmName = lazyre.New(`^[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*$`)
 	// Slurm's --time forms: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S. The
 	// leading number is at most 9 digits (it is bounded below anyway),
 	// the others at most 2.
-	timeLimit = regexp.MustCompile(`^(?:(\d{1,9})-(\d{1,2})(?::(\d{1,2})(?::(\d{1,2}))?)?|(\d{1,9})(?::(\d{1,2})(?::(\d{1,2}))?)?)$`)
-	imageRef  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:@#+-]*$`)
-	mpiType   = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+	timeLimit = lazyre.New(`^(?:(\d{1,9})-(\d{1,2})(?::(\d{1,2})(?::(\d{1,2}))?)?|(\d{1,9})(?::(\d{1,2})(?::(\d{1,2}))?)?)$`)
+	imageRef  = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._/:@#+-]*$`)
+	mpiType   = lazyre.New(`^[A-Za-z0-9_]+$`)
 	// Stage names are Jenkins stage titles, which may hold almost anything
 	// ("GB200 perf [2 nodes] #1"); the prefix quotes them, and perf-sanity-v2
 	// writes them inside double quotes, where only these characters act.
-	stageName = regexp.MustCompile("^[^\"$`\\\\\n\r]+$")
+	stageName = lazyre.New("^[^\"$`\\\\\n\r]+$")
 )
 
 // MaxLimitSeconds is the longest time limit accepted: 365 days, far above

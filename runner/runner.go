@@ -19,10 +19,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"time"
 
+	"github.com/disagg-runner/disagg-runner/internal/lazyre"
 	"github.com/disagg-runner/disagg-runner/internal/perf"
 	"github.com/disagg-runner/disagg-runner/sbatch"
 )
@@ -161,13 +161,13 @@ const (
 	SummaryName      = "summary.json"
 )
 
-var runIDUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.+-]+`)
+var runIDUnsafe = lazyre.New(`[^A-Za-z0-9_.+-]+`)
 
 // MaxRunIDLen bounds a run id: it is a folder name, and the job workspace
 // moved aside gets ".job<id>" added, all within a file name's 255 bytes.
 const MaxRunIDLen = 200
 
-var runIDRule = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
+var runIDRule = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
 
 // CheckRunID accepts a run id that is one folder name, safe in a path and
 // a shell word, of at most MaxRunIDLen characters. The whole id is

@@ -3,10 +3,10 @@ package sbatch
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/disagg-runner/disagg-runner/internal/lazyre"
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
@@ -99,9 +99,9 @@ func probeScript(req ProbeRequest) string {
 }
 
 var (
-	kvTotalNodes = regexp.MustCompile(`\bTotalNodes=(\d+)`)
-	kvState      = regexp.MustCompile(`\bState=(\S+)`)
-	gresGPU      = regexp.MustCompile(`gpu(?::[^:(,\s]+)?:(\d+)`)
+	kvTotalNodes = lazyre.New(`\bTotalNodes=(\d+)`)
+	kvState      = lazyre.New(`\bState=(\S+)`)
+	gresGPU      = lazyre.New(`gpu(?::[^:(,\s]+)?:(\d+)`)
 )
 
 // parseProbe reads the sections probeScript printed. A missing ::end means

@@ -2,10 +2,11 @@ package sbatch
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/disagg-runner/disagg-runner/internal/lazyre"
 )
 
 // JobState is one observation of a job, from whichever source answered.
@@ -118,7 +119,7 @@ func reason(v string) string {
 // keyToken recognises the start of a field in `scontrol show job -o`
 // output. A token that does not look like "Key=" continues the previous
 // value: a few values (Reason, Comment, WorkDir, Command) may hold spaces.
-var keyToken = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_:/]*=`)
+var keyToken = lazyre.New(`^[A-Za-z][A-Za-z0-9_:/]*=`)
 
 // parseKeyValues splits one `scontrol show ... -o` line into its fields.
 // The first occurrence of a key wins: the fields the runner reads come

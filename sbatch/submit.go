@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
+	"github.com/disagg-runner/disagg-runner/internal/lazyre"
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 )
 
@@ -53,7 +53,7 @@ var mayHaveSubmitted = []string{
 
 // jobIDPattern is what sbatch --parsable prints before an optional
 // ";cluster": a job id, or an array job's "id_task".
-var jobIDPattern = regexp.MustCompile(`^[0-9]+(_[0-9]+)?$`)
+var jobIDPattern = lazyre.New(`^[0-9]+(_[0-9]+)?$`)
 
 // ValidJobID reports whether s is a Slurm job id: "1234", or an array
 // task's "1234_5".

@@ -13,6 +13,8 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/disagg-runner/disagg-runner/internal/lazyre"
 )
 
 // TestScripts drives the command line in-process through Main, from the
@@ -151,4 +153,35 @@ func cpdir(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		return os.WriteFile(filepath.Join(dst, rel), data, info.Mode().Perm())
 	}))
+}
+
+// The --version fast path says what kong's version flag says, with the
+// same exit code, and kong still answers --version among other words.
+func TestVersionFastPathMatchesKong(t *testing.T) {
+	var fast, slow strings.Builder
+	env := Env{Stdout: &fast, Stderr: &fast, LookupEnv: func(string) (string, bool) { return "", false }, Dir: t.TempDir()}
+	if code := Main(context.Background(), []string{"--version"}, env); code != 0 {
+		t.Fatalf("--version exited %d", code)
+	}
+	env.Stdout, env.Stderr = &slow, &slow
+	// Not alone, so kong parses it: its version flag exits before the
+	// command is looked at.
+	if code := Main(context.Background(), []string{"--version", "status"}, env); code != 0 {
+		t.Fatalf("--version status exited %d: %s", code, slow.String())
+	}
+	if fast.String() == "" || fast.String() != slow.String() {
+		t.Errorf("fast path printed %q, kong %q", fast.String(), slow.String())
+	}
+}
+
+// Every package's patterns are compiled on first use (lazyre); here they
+// are all compiled at once, so a bad one fails a test instead of the first
+// run that reaches it.
+func TestEveryPatternCompiles(t *testing.T) {
+	if n := lazyre.Count(); n < 20 {
+		t.Fatalf("only %d patterns registered: is a package that uses lazyre not linked into the command?", n)
+	}
+	if err := lazyre.CompileAll(); err != nil {
+		t.Fatal(err)
+	}
 }

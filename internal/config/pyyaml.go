@@ -3,12 +3,13 @@ package config
 import (
 	"encoding/base64"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/disagg-runner/disagg-runner/internal/lazyre"
 )
 
 // The configs are written for PyYAML's safe loader (YAML 1.1), which is
@@ -122,7 +123,7 @@ func (p *parser) checkScalar(n *yaml.Node, field string) error {
 }
 
 // reTimestampParts is PyYAML's timestamp constructor's pattern.
-var reTimestampParts = regexp.MustCompile(`^([0-9][0-9][0-9][0-9])-([0-9][0-9]?)-([0-9][0-9]?)(?:(?:[Tt]|[ \t]+)([0-9][0-9]?):([0-9][0-9]):([0-9][0-9])(?:\.[0-9]*)?(?:[ \t]*(Z|([-+])([0-9][0-9]?)(?::([0-9][0-9]))?))?)?$`)
+var reTimestampParts = lazyre.New(`^([0-9][0-9][0-9][0-9])-([0-9][0-9]?)-([0-9][0-9]?)(?:(?:[Tt]|[ \t]+)([0-9][0-9]?):([0-9][0-9]):([0-9][0-9])(?:\.[0-9]*)?(?:[ \t]*(Z|([-+])([0-9][0-9]?)(?::([0-9][0-9]))?))?)?$`)
 
 // validTimestamp says whether Python's datetime takes the date and time.
 func validTimestamp(s string) bool {

@@ -5,11 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/disagg-runner/disagg-runner/internal/lazyre"
 )
 
 // Run names the run whose results are collected. The runner fills it
@@ -29,7 +30,7 @@ type Run struct {
 // JobLogName is the job log in a results folder.
 const JobLogName = "job-output.log"
 
-var benchLogRE = regexp.MustCompile(`^trtllm-benchmark\.0\.(\d+)\.log$`)
+var benchLogRE = lazyre.New(`^trtllm-benchmark\.0\.(\d+)\.log$`)
 
 // Collect reads the benchmark results in a results folder: the
 // per-concurrency logs <bracket>/trtllm-benchmark.0.<k>.log first, the

@@ -8,13 +8,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
+	"github.com/disagg-runner/disagg-runner/internal/lazyre"
 )
 
 // WriteHTML writes report.html into a results folder: one self-contained
@@ -248,7 +248,7 @@ var svgAttrs = map[string]string{
 	"dot-base": `fill="#ffffff" stroke-width="1.5"`,
 }
 
-var classAttrRE = regexp.MustCompile(`class="([^"]*)"`)
+var classAttrRE = lazyre.New(`class="([^"]*)"`)
 
 func presentational(svg string) string {
 	return classAttrRE.ReplaceAllStringFunc(svg, func(m string) string {
@@ -273,7 +273,7 @@ func presentational(svg string) string {
 }
 
 // imageOf is the container image named in the collected launch.sh.
-var imageRE = regexp.MustCompile(`--container-image[= ]"?([^"\s]+)`)
+var imageRE = lazyre.New(`--container-image[= ]"?([^"\s]+)`)
 
 func imageOf(dir string) string {
 	b, err := os.ReadFile(filepath.Join(dir, "launch.sh"))

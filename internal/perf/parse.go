@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/disagg-runner/disagg-runner/internal/lazyre"
 )
 
 // Header is the line that opens a result block, and Footer the line of 50
@@ -45,10 +46,10 @@ func (p Problem) String() string {
 var (
 	// The header may follow a prefix that a launcher puts on every line
 	// (such as "[1,0]<stdout>:"); the block's other lines then carry it too.
-	headerRE = regexp.MustCompile(`^(.*?)=+ Serving Benchmark Result =+$`)
+	headerRE = lazyre.New(`^(.*?)=+ Serving Benchmark Result =+$`)
 	// A row: a label ending in ':' (left-aligned in 40 columns, or longer),
 	// at least one space, and one value (left-aligned in 10 columns).
-	rowRE = regexp.MustCompile(`^(\S[^:]*:)\s+(\S+)$`)
+	rowRE = lazyre.New(`^(\S[^:]*:)\s+(\S+)$`)
 )
 
 // maxBlockLines bounds a block that never closes: past it the block is

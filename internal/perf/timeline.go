@@ -7,11 +7,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/disagg-runner/disagg-runner/internal/lazyre"
 )
 
 // Span is a stretch of time on a timeline lane.
@@ -193,8 +194,8 @@ func mtimeWithin(path string, from, to time.Time) (time.Time, bool) {
 type role struct{ name, nodes, log string }
 
 var (
-	startedRE = regexp.MustCompile(`(?m)^Started (\S+) on (\S+)(?: \(log: ([^)]+)\))?`)
-	roleLogRE = regexp.MustCompile(`^(gen|ctx)_server_(\d+)\.log$|^disagg_server\.log$`)
+	startedRE = lazyre.New(`(?m)^Started (\S+) on (\S+)(?: \(log: ([^)]+)\))?`)
+	roleLogRE = lazyre.New(`^(gen|ctx)_server_(\d+)\.log$|^disagg_server\.log$`)
 )
 
 // roles lists the servers: from the draft's lines, with their logs found
@@ -256,12 +257,12 @@ func roleFromLog(base string) string {
 }
 
 var (
-	isoTimeRE = regexp.MustCompile(`\b(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})`)
+	isoTimeRE = lazyre.New(`\b(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})`)
 	// TensorRT-LLM's logger: [11/27/2025-12:34:56]
-	trtTimeRE = regexp.MustCompile(`\b(\d{2})/(\d{2})/(\d{4})-(\d{2}):(\d{2}):(\d{2})\b`)
+	trtTimeRE = lazyre.New(`\b(\d{2})/(\d{2})/(\d{4})-(\d{2}):(\d{2}):(\d{2})\b`)
 	// A time of day closing a bracketed prefix: "[standin GEN_0 rank0@node1 12:34:56]".
-	todRE   = regexp.MustCompile(`^\[[^\]]*?\b(\d{2}):(\d{2}):(\d{2})(?:[.,]\d+)?\]`)
-	readyRE = regexp.MustCompile(`(?i)listening on|application startup complete|uvicorn running on|server is ready`)
+	todRE   = lazyre.New(`^\[[^\]]*?\b(\d{2}):(\d{2}):(\d{2})(?:[.,]\d+)?\]`)
+	readyRE = lazyre.New(`(?i)listening on|application startup complete|uvicorn running on|server is ready`)
 )
 
 // lineTime is the time a log line carries, if any. A time of day alone
@@ -322,7 +323,7 @@ func logTimes(path string, ref time.Time, loc *time.Location) (first, ready, las
 	return
 }
 
-var benchLineRE = regexp.MustCompile(`benchmark client at concurrency (\d+) (started|finished)`)
+var benchLineRE = lazyre.New(`benchmark client at concurrency (\d+) (started|finished)`)
 
 // jobLogFacts is what the timeline takes from the job log, gathered in one
 // pass that holds a line at a time: real job logs reach gigabytes.

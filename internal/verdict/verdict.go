@@ -14,11 +14,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/disagg-runner/disagg-runner/internal/exitcode"
+	"github.com/disagg-runner/disagg-runner/internal/lazyre"
 )
 
 // Evidence is what the runner collected about a finished job.
@@ -62,9 +62,9 @@ var (
 	// code 1". The whole phrase, because the v2 precheck gate copies lines
 	// such as "Rank0 cache-transceiver precheck finished with exit code 1"
 	// into the same log.
-	rankLine = regexp.MustCompile(`\bRank0 Pytest finished execution with exit code (\d+)\s*$`)
+	rankLine = lazyre.New(`\bRank0 Pytest finished execution with exit code (\d+)\s*$`)
 	// srun's report of a failing task of the foreground (benchmark) step.
-	srunTaskExit = regexp.MustCompile(`^srun: error: \S+: task 0: Exited with exit code (\d+)\s*$`)
+	srunTaskExit = lazyre.New(`^srun: error: \S+: task 0: Exited with exit code (\d+)\s*$`)
 )
 
 // Today's upstream draft, when the benchmark fails or the job is
