@@ -661,6 +661,7 @@ func TestFaultNodeDown(t *testing.T) {
 				if out := j.slurm("scontrol", "update", "JobId="+id, "StartTime=now"); out != "" {
 					t.Logf("scontrol update StartTime=now: %s", out)
 				}
+				j.releaseWhenHeld(id, r.done)
 			}
 			res := r.finish(4 * time.Minute)
 			figure(t, "exit %d, final state %v, restarts in the log: %v", res.code, res.summary["state"], strings.Count(res.stdout, "was truncated"))
@@ -702,6 +703,47 @@ func (j *job) requeueSettled(id string, limit time.Duration) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// releaseWhenHeld acts as the operator the runner asks for when Slurm
+// holds the restarted job anyway: on a loaded machine the new run can
+// still meet its old self on the node after requeueSettled ("Job N
+// already running, do not launch second copy"), and Slurm then holds it
+// (launch_failed_requeued_held). The runner warns and goes on waiting,
+// which is what these tests check; the release, once the old steps are
+// gone, lets the run end. It watches until the runner has exited.
+func (j *job) releaseWhenHeld(id string, runnerDone <-chan struct{}) {
+	stop, exited := make(chan struct{}), make(chan struct{})
+	j.t.Cleanup(func() { close(stop); <-exited }) // no Logf after the test has ended
+	wait := func(d time.Duration) bool {
+		select {
+		case <-runnerDone:
+			return false
+		case <-stop:
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
+	go func() {
+		defer close(exited)
+		for wait(500 * time.Millisecond) {
+			out := j.slurm("scontrol", "show", "job", "-o", id)
+			if !strings.Contains(out, "JobState=PENDING ") || !strings.Contains(out, "held") {
+				continue
+			}
+			for {
+				steps, _ := exec.Command("pgrep", "-af", `^slurmstepd: \[`+id+`\.`).Output()
+				if len(steps) == 0 {
+					break
+				}
+				if !wait(200 * time.Millisecond) {
+					return
+				}
+			}
+			j.t.Logf("job %s was held; releasing it as the runner's warning says: %s", id, j.slurm("scontrol", "release", id))
+		}
+	}()
 }
 
 // requeueSeen waits until the runner reported the requeue: a PENDING line
@@ -760,6 +802,7 @@ func TestFaultRequeue(t *testing.T) {
 	if out := j.slurm("scontrol", "update", "JobId="+id, "StartTime=now"); out != "" {
 		t.Logf("scontrol update StartTime=now: %s", out)
 	}
+	j.releaseWhenHeld(id, r.done)
 	res := r.finish(4 * time.Minute)
 	figure(t, "the runner reported the requeue %s after scontrol requeue", seen.Sub(requeued).Round(100*time.Millisecond))
 	if res.code != 0 {

@@ -129,6 +129,11 @@ type watcher struct {
 
 	consumed string // sentinel content already acted on
 
+	// The start of the run last seen requeued, and until when an end
+	// that belongs to that run is doubted (see doubtRequeuedEnd).
+	requeuedRunStart time.Time
+	doubtUntil       time.Time
+
 	// The output file of a pending job, looked at to notice its start.
 	outputPath string
 	outputSeen bool   // outputStat holds the baseline
@@ -228,9 +233,39 @@ func (w *watcher) pollController(ctx context.Context) (done bool, err error) {
 		return false, nil
 	}
 	w.unknownPolls = 0
+	if w.doubtRequeuedEnd(s) {
+		return false, nil
+	}
 	w.answers++
 	w.observe(s, true)
 	return w.cur.Terminal(), nil
+}
+
+// requeueDoubtPolls is how many FastPolls an end of a requeued run is
+// doubted before it is believed.
+const requeueDoubtPolls = 10
+
+// doubtRequeuedEnd reports whether s, an end, is the run that was just
+// requeued rather than the job's end. Right after a requeue the controller
+// can still answer with that run, ended: its batch script's exit arrives
+// after the requeue (seen on a loaded test cluster as FAILED with the old
+// run's start, one second after PENDING with Restarts=1). Such an answer is
+// asked again for requeueDoubtPolls FastPolls and only then believed, so
+// that a requeued job that really ends there is still reported.
+func (w *watcher) doubtRequeuedEnd(s JobState) bool {
+	if !s.Terminal() || w.requeuedRunStart.IsZero() || rank(w.cur.State) != 0 ||
+		s.Start.IsZero() || s.Start.After(w.requeuedRunStart) {
+		return false
+	}
+	now := w.clock.Now()
+	if w.doubtUntil.IsZero() {
+		w.doubtUntil = now.Add(requeueDoubtPolls * w.c.Policy.fastPoll())
+	}
+	if !now.Before(w.doubtUntil) {
+		return false
+	}
+	w.c.logf("watch job %s: slurmctld says %s for the run it requeued (started %s); asking again", w.id, s.State, s.Start.UTC().Format(time.TimeOnly))
+	return true
 }
 
 // tolerate decides whether a failed poll ends the watch: only when ctx
@@ -547,6 +582,9 @@ func (w *watcher) observe(s JobState, authoritative bool) {
 	if authoritative {
 		if w.cur.Known && (s.Restarts > w.cur.Restarts || (rank(s.State) == 0 && rank(w.cur.State) > 0)) {
 			w.c.logf("watch job %s: requeued (restarts %d)", w.id, s.Restarts)
+			if !w.cur.Start.IsZero() {
+				w.requeuedRunStart, w.doubtUntil = w.cur.Start, time.Time{}
+			}
 		}
 		if s.Source == "sacct" {
 			// The controller forgot the job; accounting has no restart

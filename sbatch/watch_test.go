@@ -286,6 +286,56 @@ func TestWatchRequeueIgnoresOldSentinel(t *testing.T) {
 	}
 }
 
+// Right after a requeue slurmctld can answer with the requeued run, ended
+// (its batch script's exit arriving late); that is not the job's end.
+func TestWatchRequeuedRunEndingLateIsNotTheEnd(t *testing.T) {
+	t1 := t0.Add(10 * time.Minute)
+	requeued := job{state: "PENDING", reason: "BeginTime", restarts: 1, start: t1}
+	oldRunFailed := job{state: "FAILED", exit: "1:0", nodes: "node[1-2]", restarts: 1, start: t0, end: t0.Add(2 * time.Minute)}
+	running2 := job{state: "RUNNING", nodes: "node[3-4]", restarts: 1, start: t1}
+	done2 := job{state: "COMPLETED", nodes: "node[3-4]", restarts: 1, start: t1, end: t1.Add(time.Minute)}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(running), sacct: acct(running)},
+		{at: 100 * time.Millisecond, sentinel: sentinelAt(1, t0.Add(2*time.Minute)), scontrol: ctl(requeued),
+			sacct: acct(job{state: "REQUEUED", nodes: "node[1-2]", start: t0, end: t0.Add(2 * time.Minute)})},
+		// Accounting and the controller both show the old run failed for
+		// a moment.
+		{at: 150 * time.Millisecond, scontrol: ctl(oldRunFailed), sacct: acct(oldRunFailed)},
+		{at: 200 * time.Millisecond, scontrol: ctl(requeued), sacct: acct(requeued)},
+		{at: 400 * time.Millisecond, scontrol: ctl(running2), sacct: acct(running2)},
+		{at: 700 * time.Millisecond, sentinel: sentinelAt(0, t1.Add(time.Minute)), scontrol: ctl(done2), sacct: acct(done2)},
+	}}
+	c := tl.client(fastPolicy, t.Logf)
+	final, changes, err := watchChanges(t, c, 5*time.Second)
+	if err != nil || final.State != "COMPLETED" || final.Restarts != 1 {
+		t.Fatalf("%+v %v (changes %q)", final, err, states(changes))
+	}
+	if got := states(changes); strings.Contains(got, "FAILED") {
+		t.Errorf("changes %q: the requeued run's end was reported", got)
+	}
+}
+
+// A requeued job that really ends before it runs again is reported, once
+// the doubt has had its time.
+func TestWatchRequeuedRunEndBelievedInTheEnd(t *testing.T) {
+	t1 := t0.Add(10 * time.Minute)
+	requeued := job{state: "PENDING", reason: "BeginTime", restarts: 1, start: t1}
+	oldRunFailed := job{state: "FAILED", exit: "1:0", nodes: "node[1-2]", restarts: 1, start: t0, end: t0.Add(2 * time.Minute)}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(running), sacct: acct(running)},
+		{at: 100 * time.Millisecond, scontrol: ctl(requeued), sacct: acct(requeued)},
+		{at: 150 * time.Millisecond, sentinel: sentinelAt(1, t0.Add(2*time.Minute)), scontrol: ctl(oldRunFailed), sacct: acct(oldRunFailed)},
+	}}
+	c := tl.client(fastPolicy, t.Logf)
+	final, _, err := watchChanges(t, c, 5*time.Second)
+	if err != nil || final.State != "FAILED" {
+		t.Fatalf("%+v %v", final, err)
+	}
+	if el := tl.elapsed(); el < 150*time.Millisecond+requeueDoubtPolls*fastPolicy.FastPoll {
+		t.Errorf("believed after %s, before the doubt's %s", el, requeueDoubtPolls*fastPolicy.FastPoll)
+	}
+}
+
 func TestWatchAttachAfterRequeueIgnoresOldSentinel(t *testing.T) {
 	requeued := job{state: "PENDING", reason: "BeginTime", restarts: 1}
 	tl := &timeline{t: t, steps: []step{
