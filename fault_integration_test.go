@@ -694,8 +694,8 @@ func (j *job) requeueSettled(id string, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	j.waitState(id, "PENDING", limit)
 	for {
-		steps, _ := exec.Command("pgrep", "-af", `^slurmstepd: \[`+id+`\.`).Output()
-		if len(steps) == 0 {
+		steps := oldSteps(id)
+		if steps == "" {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -703,6 +703,13 @@ func (j *job) requeueSettled(id string, limit time.Duration) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// oldSteps lists the job's slurmstepd processes (every node of the test
+// cluster runs on this machine); "" when none is left.
+func oldSteps(id string) string {
+	steps, _ := exec.Command("pgrep", "-af", `^slurmstepd: \[`+id+`\.`).Output()
+	return string(steps)
 }
 
 // releaseWhenHeld acts as the operator the runner asks for when Slurm
@@ -732,11 +739,7 @@ func (j *job) releaseWhenHeld(id string, runnerDone <-chan struct{}) {
 			if !strings.Contains(out, "JobState=PENDING ") || !strings.Contains(out, "held") {
 				continue
 			}
-			for {
-				steps, _ := exec.Command("pgrep", "-af", `^slurmstepd: \[`+id+`\.`).Output()
-				if len(steps) == 0 {
-					break
-				}
+			for oldSteps(id) != "" {
 				if !wait(200 * time.Millisecond) {
 					return
 				}

@@ -197,8 +197,11 @@ func (s *SSH) startHelper(ctx context.Context) (*helperShell, error) {
 		// Whatever the user's start-up files print comes first; it is
 		// not ours to show.
 		errc := make(chan error, 1)
-		go func() { errc <- h.stderr.copyUntil(startStderr, ready) }()
-		err := h.stdout.copyUntil(io.Discard, ready)
+		go func() {
+			_, err := h.stderr.copyUntilMark(startStderr, ready)
+			errc <- err
+		}()
+		_, err := h.stdout.copyUntilMark(nil, ready)
 		if errErr := <-errc; err == nil {
 			err = errErr
 		}
@@ -285,23 +288,17 @@ func (s *SSH) runInHelper(ctx context.Context, h *helperShell, label, cmd string
 	case r = <-done:
 	case <-ctx.Done():
 		s.dropHelper(h)
-		t := time.NewTimer(cancelGrace)
-		select {
-		case <-done:
-		case <-t.C:
-		}
-		t.Stop()
+		waitAtMost(done, cancelGrace)
 		return ctx.Err()
 	}
 	if r.stream != nil {
 		s.dropHelper(h)
 		if h.c.ping(s.cfg.KeepAliveInterval) != nil {
-			return s.lost(label, h.c)
+			return s.lost(label, h.c.cause)
 		}
 		// The connection is fine but the helper is gone: the command (or
 		// somebody) killed it, and whether the command finished is unknown.
-		return Unreachable(fmt.Errorf("ssh %s: %w (%s; cause: the helper shell ended: %v)",
-			s.name, ErrConnectionLost, shortCmd(label), r.stream))
+		return s.lost(label, fmt.Errorf("the helper shell ended: %v", r.stream))
 	}
 	s.putHelper(h)
 	if r.writeError != nil {
@@ -323,12 +320,6 @@ type framedReader struct {
 
 func newFramedReader(r io.Reader) *framedReader {
 	return &framedReader{r: r, buf: make([]byte, helperBuffer)}
-}
-
-// copyUntil is copyUntilMark for the start-up lines, which are discarded.
-func (f *framedReader) copyUntil(w io.Writer, mark []byte) error {
-	_, err := f.copyUntilMark(w, mark)
-	return err
 }
 
 // copyUntilMark writes everything before mark to w (nil: discard), and
@@ -353,15 +344,24 @@ func (f *framedReader) copyUntilMark(w io.Writer, mark []byte) (werr, err error)
 			write(f.buf[:f.n-hold])
 			f.n = copy(f.buf, f.buf[f.n-hold:f.n])
 		}
-		m, rerr := f.r.Read(f.buf[f.n:])
-		f.n += m
-		if rerr != nil && m == 0 {
-			if rerr == io.EOF {
-				rerr = io.ErrUnexpectedEOF
-			}
-			return werr, rerr
+		if err := f.fill(); err != nil {
+			return werr, err
 		}
 	}
+}
+
+// fill reads more of the stream after what buf holds. A stream that ends
+// is io.ErrUnexpectedEOF: a command's output always ends with its mark.
+func (f *framedReader) fill() error {
+	m, err := f.r.Read(f.buf[f.n:])
+	f.n += m
+	if err != nil && m == 0 {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return nil
 }
 
 // markStart returns the length of the longest end of b that the mark
@@ -387,12 +387,7 @@ func (f *framedReader) line(max int) ([]byte, error) {
 		if f.n > max {
 			return nil, fmt.Errorf("helper shell: no end of line in %q", f.buf[:max])
 		}
-		m, err := f.r.Read(f.buf[f.n:])
-		f.n += m
-		if err != nil && m == 0 {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
+		if err := f.fill(); err != nil {
 			return nil, err
 		}
 	}

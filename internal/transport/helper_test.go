@@ -2,7 +2,6 @@ package transport
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -80,55 +79,6 @@ func TestHelperOutputIsOpaque(t *testing.T) {
 	want := "a\x00b\x000123456789abcdef0123456789abcdef 0\n" + strings.Repeat("x", 300000) + "\x00"
 	if out.String() != want {
 		t.Errorf("output differs: got %d bytes, want %d", out.Len(), len(want))
-	}
-}
-
-// A cancelled command is killed on the node with the helper that ran it;
-// the connection stays and the next command gets a new helper.
-func TestHelperCancelKillsRemoteCommand(t *testing.T) {
-	e := helperEnv(t)
-	s := e.dial(t)
-	out := newLineWriter()
-	ctx, cancel := context.WithCancel(testCtx(t))
-	errc := make(chan error, 1)
-	go func() { errc <- s.Run(ctx, "sleep 300 & echo $!; wait", nil, out, nil) }()
-	pid := out.pid(t)
-	cancel()
-	if err := receive(t, errc, "Run to return after cancel"); !errors.Is(err, context.Canceled) {
-		t.Errorf("got %v, want context.Canceled", err)
-	}
-	waitFor(t, "the remote sleep to die", func() bool { return processGone(pid) })
-	if err := s.Run(testCtx(t), "true", nil, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	if n := e.srv.logins.Load(); n != 1 {
-		t.Errorf("%d connections, want 1", n)
-	}
-	if n := e.srv.execs.Load(); n != 2 {
-		t.Errorf("%d helpers started, want 2", n)
-	}
-}
-
-// An idle helper on a connection that dropped is not handed a command: the
-// drop is noticed first and the command runs after the reconnect.
-func TestHelperReconnect(t *testing.T) {
-	e := helperEnv(t)
-	e.cfg.KeepAliveInterval = patience // the ping before reuse waits this long
-	s := e.dial(t)
-	ctx := testCtx(t)
-	if err := s.Run(ctx, "true", nil, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	e.srv.dropAll()
-	var out bytes.Buffer
-	if err := s.Run(ctx, "echo again", nil, &out, nil); err != nil {
-		t.Fatalf("Run after the drop: %v", err)
-	}
-	if out.String() != "again\n" {
-		t.Errorf("output %q", out.String())
-	}
-	if n := e.srv.logins.Load(); n != 2 {
-		t.Errorf("%d logins, want 2", n)
 	}
 }
 

@@ -552,7 +552,7 @@ func (s *SSH) run(ctx context.Context, label, cmd string, stdin io.Reader, stdou
 		if c.ping(s.cfg.KeepAliveInterval) != nil {
 			// The exec request may have reached the server before the
 			// connection broke.
-			return s.lost(label, c)
+			return s.lost(label, c.cause)
 		}
 		return Unreachable(fmt.Errorf("ssh %s: cannot start %s: %w", s.name, shortCmd(label), err))
 	}
@@ -578,22 +578,12 @@ func (s *SSH) run(ctx context.Context, label, cmd string, stdin io.Reader, stdou
 		// the lifeline, which closing the session cuts.
 		sess.Signal(ssh.SIGKILL)
 		sess.Close()
-		t := time.NewTimer(cancelGrace)
-		select {
-		case <-waitc:
-		case <-t.C:
-		}
-		t.Stop()
+		waitAtMost(waitc, cancelGrace)
 		return ctx.Err()
 	}
 	// The command has ended, so its stdin is no longer read; a reader that
 	// still blocks is the caller's and is left behind rather than waited for.
-	t := time.NewTimer(cancelGrace)
-	select {
-	case <-stdinDone:
-	case <-t.C:
-	}
-	t.Stop()
+	waitAtMost(stdinDone, cancelGrace)
 
 	var ee *ssh.ExitError
 	switch {
@@ -606,7 +596,7 @@ func (s *SSH) run(ctx context.Context, label, cmd string, stdin io.Reader, stdou
 		}
 		return &ExitError{Cmd: label, Code: code, Stderr: tail.String()}
 	case c.ping(s.cfg.KeepAliveInterval) != nil:
-		return s.lost(label, c)
+		return s.lost(label, c.cause)
 	}
 	var missing *ssh.ExitMissingError
 	if errors.As(err, &missing) {
@@ -642,9 +632,21 @@ func withLifeline(cmd string) string {
 // environment is the user's either way.
 const remoteBash = "bash --norc -c "
 
-func (s *SSH) lost(label string, c *sshConn) error {
+// lost reports a command whose fate is unknown: the connection (or the
+// helper shell running it) went away while it ran.
+func (s *SSH) lost(label string, cause error) error {
 	return Unreachable(fmt.Errorf("ssh %s: %w (%s; cause: %v)",
-		s.name, ErrConnectionLost, shortCmd(label), c.cause))
+		s.name, ErrConnectionLost, shortCmd(label), cause))
+}
+
+// waitAtMost waits for a value on ch, or d, whichever comes first.
+func waitAtMost[T any](ch <-chan T, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
 }
 
 // shortCmd keeps long scripts from swamping a one-line error.

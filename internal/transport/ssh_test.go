@@ -606,23 +606,34 @@ func (d *doneWatch) Done() <-chan struct{} {
 	return d.Context.Done()
 }
 
+// A command after a drop runs on a new connection, whether it gets a
+// session of its own (the drop is found opening it) or goes to an idle
+// helper shell (the drop is found by the ping before its reuse).
 func TestSSHReconnectBetweenCommands(t *testing.T) {
-	e := newEnv(t)
-	s := e.dial(t)
-	ctx := testCtx(t)
-	if err := s.Run(ctx, "true", nil, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	e.srv.dropAll()
-	var out bytes.Buffer
-	if err := s.Run(ctx, "echo again", nil, &out, nil); err != nil {
-		t.Fatalf("Run after the drop: %v", err)
-	}
-	if out.String() != "again\n" {
-		t.Errorf("stdout %q", out.String())
-	}
-	if n := e.srv.logins.Load(); n != 2 {
-		t.Errorf("%d connections, want exactly 2", n)
+	for _, helpers := range []bool{false, true} {
+		t.Run(fmt.Sprintf("helpers=%v", helpers), func(t *testing.T) {
+			e := newEnv(t)
+			if helpers {
+				e.cfg.HelperShells = 0             // the default
+				e.cfg.KeepAliveInterval = patience // the ping before reuse waits this long
+			}
+			s := e.dial(t)
+			ctx := testCtx(t)
+			if err := s.Run(ctx, "true", nil, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			e.srv.dropAll()
+			var out bytes.Buffer
+			if err := s.Run(ctx, "echo again", nil, &out, nil); err != nil {
+				t.Fatalf("Run after the drop: %v", err)
+			}
+			if out.String() != "again\n" {
+				t.Errorf("stdout %q", out.String())
+			}
+			if n := e.srv.logins.Load(); n != 2 {
+				t.Errorf("%d connections, want exactly 2", n)
+			}
+		})
 	}
 }
 
@@ -769,11 +780,17 @@ func TestSSHHandshakeTimeout(t *testing.T) {
 	wantUnreachable(t, err, "no SSH handshake within 200ms")
 }
 
+// A cancelled command is killed on the node: through sshd's "signal", or
+// the lifeline where sshd refuses signals (root), or, in a helper shell,
+// with the helper (the next command then gets a new one).
 func TestSSHCancelKillsRemoteCommand(t *testing.T) {
-	for _, signals := range []bool{true, false} {
-		t.Run(fmt.Sprintf("signals=%v", signals), func(t *testing.T) {
+	for _, c := range []struct{ signals, helpers bool }{{true, false}, {false, false}, {false, true}} {
+		t.Run(fmt.Sprintf("signals=%v,helpers=%v", c.signals, c.helpers), func(t *testing.T) {
 			e := newEnv(t)
-			e.srv.ignoreSignals.Store(!signals)
+			e.srv.ignoreSignals.Store(!c.signals)
+			if c.helpers {
+				e.cfg.HelperShells = 0 // the default
+			}
 			s := e.dial(t)
 			out := newLineWriter()
 			ctx, cancel := context.WithCancel(testCtx(t))
@@ -793,6 +810,9 @@ func TestSSHCancelKillsRemoteCommand(t *testing.T) {
 			}
 			if n := e.srv.logins.Load(); n != 1 {
 				t.Errorf("%d connections, want 1", n)
+			}
+			if n := e.srv.execs.Load(); c.helpers && n != 2 {
+				t.Errorf("%d helpers started, want 2", n)
 			}
 		})
 	}
