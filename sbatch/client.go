@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/transport"
@@ -42,6 +43,13 @@ type Client struct {
 	// own, so that what Watch asks when depends on its logic alone and
 	// not on how fast the machine runs.
 	clock clock
+
+	// The jobs being watched, and the queries their watches share
+	// (shared.go).
+	mu       sync.Mutex
+	watching map[JobID]int
+	ctrl     sharedQuery
+	acct     sharedQuery
 }
 
 // clock is the time as Watch sees it.

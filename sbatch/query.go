@@ -60,15 +60,25 @@ func (c *Client) scontrol(ctx context.Context, id JobID) (JobState, error) {
 
 // sacct asks accounting about one job; it costs slurmctld nothing.
 func (c *Client) sacct(ctx context.Context, id JobID) (JobState, error) {
-	cmd := slurmEnv + "sacct -X -P -n -j " + shellquote.Quote(string(id)) + " --format=" + sacctFields
+	out, err := c.sacctRun(ctx, string(id))
+	if err != nil {
+		return JobState{ID: id, Source: "sacct"}, err
+	}
+	return parseSacct(id, out)
+}
+
+// sacctRun runs sacct for a comma-separated list of job ids and returns
+// its lines.
+func (c *Client) sacctRun(ctx context.Context, list string) (string, error) {
+	cmd := slurmEnv + "sacct -X -P -n -j " + shellquote.Quote(list) + " --format=" + sacctFields
 	out, err := c.run(ctx, cmd)
 	if err != nil {
 		if _, ok := exitCode(err); ok && strings.Contains(out.stderr+out.stdout, "accounting storage is disabled") {
-			return JobState{ID: id, Source: "sacct"}, ErrAccountingDisabled
+			return "", ErrAccountingDisabled
 		}
-		return JobState{ID: id, Source: "sacct"}, commandError("sacct -j "+string(id), out, err)
+		return "", commandError("sacct -j "+list, out, err)
 	}
-	return parseSacct(id, out.stdout)
+	return out.stdout, nil
 }
 
 // cancelConfirmTimeout bounds how long Cancel waits to see the job end.

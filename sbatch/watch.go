@@ -90,6 +90,7 @@ func (c *Client) Watch(ctx context.Context, id JobID, finishedFile string, onCha
 	if w.clock == nil {
 		w.clock = realClock{}
 	}
+	defer c.watch(id)()
 	return w.run(ctx)
 }
 
@@ -146,7 +147,7 @@ func (w *watcher) run(ctx context.Context) (JobState, error) {
 	w.sacctRank = -1
 	w.cur = JobState{ID: w.id}
 
-	if done, err := w.pollController(ctx); done || err != nil {
+	if done, err := w.pollController(ctx, 0); done || err != nil {
 		return w.cur, err
 	}
 	now := w.clock.Now()
@@ -185,8 +186,8 @@ func (w *watcher) run(ctx context.Context) (JobState, error) {
 				return w.cur, err
 			}
 		}
-		if !w.clock.Now().Before(w.lastController.Add(w.controllerInterval())) {
-			done, err := w.pollController(ctx)
+		if every := w.controllerInterval(); !w.clock.Now().Before(w.lastController.Add(every)) {
+			done, err := w.pollController(ctx, every/2)
 			if done || err != nil {
 				return w.cur, err
 			}
@@ -208,10 +209,17 @@ func (w *watcher) controllerInterval() time.Duration {
 }
 
 // pollController asks the controller (or accounting, once the controller
-// forgot the job) and takes its answer as the truth.
-func (w *watcher) pollController(ctx context.Context) (done bool, err error) {
-	w.lastController = w.clock.Now()
-	s, err := bounded(ctx, w.c.Policy.pollTimeout(), func(ctx context.Context) (JobState, error) { return w.c.Query(ctx, w.id) })
+// forgot the job) and takes its answer as the truth. An answer another
+// watch of the Client asked for no more than maxAge ago will do (0: one
+// asked from now on).
+func (w *watcher) pollController(ctx context.Context, maxAge time.Duration) (done bool, err error) {
+	now := w.clock.Now()
+	w.lastController = now
+	s, err := bounded(ctx, w.c.Policy.pollTimeout(), func(ctx context.Context) (JobState, error) {
+		s, asked, err := w.c.sharedController(ctx, now, w.id, maxAge)
+		w.lastController = asked
+		return s, err
+	})
 	if err != nil {
 		if errors.Is(err, ErrAccountingDisabled) {
 			// The controller forgot the job and nothing else remembers it.
@@ -349,7 +357,19 @@ func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 // pollSacct asks accounting and lets it move the state forward.
 func (w *watcher) pollSacct(ctx context.Context) (done bool, err error) {
-	s, err := bounded(ctx, w.c.Policy.pollTimeout(), func(ctx context.Context) (JobState, error) { return w.c.sacct(ctx, w.id) })
+	now, every := w.clock.Now(), w.c.Policy.slowPoll()
+	if now.Before(w.sacctBoost) {
+		every = w.c.Policy.fastPoll()
+	}
+	s, err := bounded(ctx, w.c.Policy.pollTimeout(), func(ctx context.Context) (JobState, error) {
+		s, asked, err := w.c.sharedSacct(ctx, now, w.id, every/2)
+		// Due again one interval after the answer was asked for, so that
+		// the watches sharing it stay in step.
+		if due := asked.Add(every); due.Before(w.nextSacct) {
+			w.nextSacct = due
+		}
+		return s, err
+	})
 	if errors.Is(err, ErrAccountingDisabled) {
 		w.acct = accountingOff
 		w.sacctTrusted = false
@@ -379,7 +399,7 @@ func (w *watcher) pollSacct(ctx context.Context) (done bool, err error) {
 		// sacct does not go back by itself except for a requeue: let the
 		// controller, which knows the new run, say what happened.
 		w.c.logf("watch job %s: sacct says %s; asking slurmctld", w.id, s.State)
-		return w.pollController(ctx)
+		return w.pollController(ctx, 0)
 	}
 	if s.Terminal() {
 		// Not reported before the controller confirms it: its answer
@@ -484,7 +504,7 @@ func (w *watcher) outputChanged(ctx context.Context, path, stat string) (bool, e
 		return false, nil
 	}
 	w.c.logf("watch job %s: %s changed; asking slurmctld whether the job started", w.id, path)
-	done, err := w.pollController(ctx)
+	done, err := w.pollController(ctx, 0)
 	if !done && err == nil && rank(w.cur.State) == 0 {
 		w.outputHold = w.clock.Now().Add(w.c.Policy.controllerEvery())
 	}
@@ -534,7 +554,7 @@ func (w *watcher) confirm(ctx context.Context, sentinelEpoch int64) bool {
 			return false
 		}
 		before := w.answers
-		done, err := w.pollController(ctx)
+		done, err := w.pollController(ctx, 0)
 		if done {
 			return true
 		}

@@ -1,0 +1,234 @@
+package sbatch
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A round serves every request no older than its maxAge; a fresh request
+// (maxAge 0) or one about a job the round did not ask about gets a round
+// of its own, which asks about every job being watched.
+func TestSharedQueryServesRecentRounds(t *testing.T) {
+	var q sharedQuery
+	var asked [][]JobID
+	ask := func(_ context.Context, ids []JobID) map[JobID]jobAnswer {
+		asked = append(asked, ids)
+		res := map[JobID]jobAnswer{}
+		for _, id := range ids {
+			res[id] = jobAnswer{s: JobState{ID: id, Known: true, State: "RUNNING"}}
+		}
+		return res
+	}
+	live := []JobID{"1", "2", "3"}
+	ids := func() []JobID { return live }
+	ctx := context.Background()
+	t0 := clockStart
+
+	get := func(id JobID, at, maxAge time.Duration) time.Time {
+		t.Helper()
+		s, start, err := q.get(ctx, t0.Add(at), id, maxAge, ids, ask)
+		if err != nil || s.ID != id || !s.Known {
+			t.Fatalf("get %s: %+v %v", id, s, err)
+		}
+		return start
+	}
+	if start := get("1", 0, 0); !start.Equal(t0) || len(asked) != 1 || fmt.Sprint(asked[0]) != "[1 2 3]" {
+		t.Fatalf("first round: start %v, asked %v", start, asked)
+	}
+	if start := get("2", 5*time.Second, 10*time.Second); !start.Equal(t0) || len(asked) != 1 {
+		t.Fatalf("a round 5 s old should serve maxAge 10 s: start %v, asked %v", start, asked)
+	}
+	if get("3", 5*time.Second, 0); len(asked) != 2 {
+		t.Fatalf("maxAge 0 must ask again: asked %v", asked)
+	}
+	if start := get("1", 20*time.Second, 10*time.Second); !start.Equal(t0.Add(20*time.Second)) || len(asked) != 3 {
+		t.Fatalf("a round 15 s old must not serve maxAge 10 s: start %v, asked %v", start, asked)
+	}
+	live = append(live, "4")
+	if get("4", 21*time.Second, time.Minute); len(asked) != 4 || fmt.Sprint(asked[3]) != "[1 2 3 4]" {
+		t.Fatalf("a job no round asked about gets a round of its own, for all: asked %v", asked)
+	}
+}
+
+// A request that comes while a fitting round is in flight waits for it
+// instead of asking again.
+func TestSharedQueryJoinsRoundInFlight(t *testing.T) {
+	var q sharedQuery
+	release, entered := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	calls := 0
+	ask := func(_ context.Context, ids []JobID) map[JobID]jobAnswer {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		close(entered)
+		<-release
+		res := map[JobID]jobAnswer{}
+		for _, id := range ids {
+			res[id] = jobAnswer{s: JobState{ID: id, Known: true, State: "PENDING"}}
+		}
+		return res
+	}
+	ids := func() []JobID { return []JobID{"1", "2"} }
+	ctx := context.Background()
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := q.get(ctx, clockStart, "1", 0, ids, ask)
+		first <- err
+	}()
+	<-entered
+	second := make(chan JobState, 1)
+	go func() {
+		s, _, _ := q.get(ctx, clockStart, "2", 0, ids, ask)
+		second <- s
+	}()
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if s := <-second; s.State != "PENDING" {
+		t.Fatalf("second request: %+v", s)
+	}
+	if calls != 1 {
+		t.Fatalf("asked %d times, want 1", calls)
+	}
+}
+
+// queryMany asks the controller once for all jobs, takes each job's own
+// line (not another job's, not a line of a job whose id starts the
+// same), and asks accounting, together, about the jobs the controller no
+// longer lists.
+func TestQueryManyOneControllerCall(t *testing.T) {
+	end := t0.Add(time.Minute)
+	f := &fakeT{answer: func(cmd string) answer {
+		switch kind(cmd) {
+		case "scontrol":
+			if strings.Contains(cmd, "scontrol show job -o;") && strings.Contains(cmd, "grep -E") {
+				return answer{stdout: running.scontrol("11") + job{state: "COMPLETED", start: t0, end: end, nodes: "node1"}.scontrol("12") + rcMark + "0\n"}
+			}
+		case "sacct":
+			if strings.Contains(cmd, "-j 13 ") || strings.Contains(cmd, "-j '13' ") {
+				return answer{stdout: job{state: "FAILED", exit: "1:0", start: t0, end: end, nodes: "node2"}.sacct("13")}
+			}
+		}
+		t.Errorf("unexpected command %q", cmd)
+		return answer{code: 127}
+	}}
+	c := &Client{T: f}
+	res := c.queryMany(context.Background(), []JobID{"11", "12", "13"})
+	want := map[JobID]string{"11": "RUNNING scontrol", "12": "COMPLETED scontrol", "13": "FAILED sacct"}
+	for id, w := range want {
+		a := res[id]
+		if a.err != nil || fmt.Sprintf("%s %s", a.s.State, a.s.Source) != w || a.s.ID != id {
+			t.Errorf("job %s: %+v %v, want %s", id, a.s, a.err, w)
+		}
+	}
+	if n := f.count("scontrol"); n != 1 {
+		t.Errorf("%d controller calls, want 1", n)
+	}
+	for _, cmd := range f.calls {
+		if kind(cmd) == "scontrol" && !strings.Contains(cmd, "JobId=(11|12|13) ") {
+			t.Errorf("the filter does not name exactly the jobs asked about: %q", cmd)
+		}
+	}
+}
+
+// A failed controller query is every asked job's error, and its message
+// is Slurm's.
+func TestQueryManyControllerFails(t *testing.T) {
+	f := &fakeT{answer: func(cmd string) answer {
+		return answer{stdout: rcMark + "1\n", stderr: "slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n"}
+	}}
+	c := &Client{T: f}
+	for id, a := range c.queryMany(context.Background(), []JobID{"1", "2"}) {
+		if a.err == nil || !strings.Contains(a.err.Error(), "Unable to contact slurm controller") {
+			t.Errorf("job %s: %+v %v", id, a.s, a.err)
+		}
+	}
+}
+
+// Three watches on one Client end with their own jobs' states, and the
+// controller is asked about the jobs together.
+func TestWatchesShareControllerQueries(t *testing.T) {
+	end := t0.Add(time.Minute)
+	finals := map[string]job{
+		"21": {state: "COMPLETED", start: t0, end: end, nodes: "node1"},
+		"22": {state: "FAILED", exit: "1:0", start: t0, end: end, nodes: "node2"},
+		"23": {state: "TIMEOUT", exit: "0:15", start: t0, end: end, nodes: "node3"},
+	}
+	var mu sync.Mutex
+	ended := map[string]bool{} // a sentinel was read: the job is over
+	together := false
+	f := &fakeT{}
+	c := &Client{T: f, Policy: fastPolicy}
+	f.answer = func(cmd string) answer {
+		mu.Lock()
+		defer mu.Unlock()
+		state := func(id string) job {
+			if ended[id] {
+				return finals[id]
+			}
+			return running
+		}
+		switch kind(cmd) {
+		case "scontrol":
+			if !strings.Contains(cmd, "grep -E") {
+				id := cmd[strings.LastIndex(cmd, " ")+1:]
+				return answer{stdout: state(strings.Trim(id, "'")).scontrol(strings.Trim(id, "'"))}
+			}
+			var out string
+			for id := range finals {
+				if strings.Contains(cmd, id) {
+					out += state(id).scontrol(id)
+				}
+			}
+			return answer{stdout: out + rcMark + "0\n"}
+		case "sacct":
+			return answer{code: 1, stderr: "sacct: error: Slurm accounting storage is disabled\n"}
+		case "sentinel":
+			// No job ends before all three are watched.
+			if !together {
+				if together = len(c.watched()) == len(finals); !together {
+					return answer{}
+				}
+			}
+			for id := range finals {
+				if strings.Contains(cmd, "/ws"+id+"/") {
+					ended[id] = true
+					return answer{stdout: fmt.Sprintf("0 %d\n", end.Unix())}
+				}
+			}
+		}
+		t.Errorf("unexpected command %q", cmd)
+		return answer{code: 127}
+	}
+	var wg sync.WaitGroup
+	got := make(map[string]JobState)
+	var gmu sync.Mutex
+	for id := range finals {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := c.Watch(testContext(t, 30*time.Second), JobID(id), "/ws"+id+"/job-finished", nil)
+			if err != nil {
+				t.Errorf("job %s: %v", id, err)
+			}
+			gmu.Lock()
+			got[id] = s
+			gmu.Unlock()
+		}()
+	}
+	wg.Wait()
+	for id, want := range finals {
+		if got[id].State != want.state || got[id].ID != JobID(id) {
+			t.Errorf("job %s ended %+v, want %s", id, got[id], want.state)
+		}
+	}
+	if n := f.count("scontrol show job -o;"); n == 0 {
+		t.Errorf("the controller was never asked about all jobs at once: %q", f.calls)
+	}
+}
