@@ -93,6 +93,11 @@ func checkLocal(s Settings) (*Report, *Plan) {
 		return r, nil
 	}
 	r.Add(Item{Name: "generator inputs valid", OK: true, Detail: p.Files.TestID})
+	if s.WantTestID != "" && s.WantTestID != p.Files.TestID {
+		r.Add(Item{Name: "test id as listed", Kind: Input, Detail: fmt.Sprintf("%s lists %s, but config %s (%s) makes %s", s.WantFrom, s.WantTestID, s.ConfigName, p.Profile, p.Files.TestID),
+			Fix: "list the config name, or the test id it makes"})
+		return r, nil
+	}
 	return r, p
 }
 

@@ -58,6 +58,18 @@ func NewConsole(out, logw io.Writer, jsonFormat bool, secrets []string) *Console
 	return c
 }
 
+// ForTest is the console of one test in a run of several: its lines are
+// prefixed with the test's name, and its job log goes to stdout only
+// when it is the one followed (each log is kept in its results folder
+// either way).
+func (c *Console) ForTest(name string, follow bool) *Console {
+	t := &Console{Log: c.Log.WithPrefix(name), Out: io.Discard, Err: c.Err, json: c.json, Secrets: c.Secrets}
+	if follow {
+		t.Out = c.Out
+	}
+	return t
+}
+
 // Stage logs a stage header and returns a function that logs its end with
 // the duration.
 func (c *Console) Stage(n int, name string) func(err error) {

@@ -49,6 +49,8 @@ type jobRun struct {
 	// late: the signal came after the job's end was learned (while
 	// collecting), so there was nothing to cancel.
 	late bool
+	// noTable: the run prints one table for all its tests at the end.
+	noTable bool
 }
 
 func (j *jobRun) finish(ctx context.Context) error {
@@ -139,7 +141,7 @@ func (j *jobRun) decide() error {
 		j.con.Log.Warn("could not write the benchmark results", "err", perr)
 		err = cmp.Or(err, perr)
 	}
-	if !j.con.Table(j.perf.WriteTable) {
+	if j.noTable || !j.con.Table(j.perf.WriteTable) {
 		j.con.Log.Info("benchmark: " + j.perf.Verdict.Text)
 	}
 	j.con.Log.Info(verdictLine(o))

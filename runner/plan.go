@@ -74,6 +74,11 @@ func planPaths(s Settings) *Plan {
 	p.LocalDir = filepath.Join(s.Workspace, "disagg-runner", s.RunID)
 	p.ResultsDir = filepath.Join(p.LocalDir, "results")
 	p.JobWorkspace = path.Join(s.ClusterWork, s.RunID)
+	if s.Test != "" {
+		p.LocalDir = filepath.Join(MultiDir(s.Workspace, s.RunID), "tests", s.Test)
+		p.ResultsDir = filepath.Join(MultiDir(s.Workspace, s.RunID), "results", s.Test)
+		p.JobWorkspace = path.Join(s.ClusterWork, s.RunID, s.Test)
+	}
 	return p
 }
 
@@ -151,7 +156,7 @@ func (p *Plan) buildInputs(s Settings) error {
 		Partition:     s.Partition,
 		Account:       s.Account,
 		TimeLimit:     p.TimeLimit,
-		JobName:       jobName(s.RunID),
+		JobName:       jobName(s.jobNameSource()),
 		JobWorkspace:  p.JobWorkspace,
 		LLMSrcNode:    p.NodeDir,
 		LLMData:       s.LLMData,
@@ -302,6 +307,15 @@ func (p *Plan) localPath(s Settings, nodePath string) (string, bool) {
 		return "", false
 	}
 	return filepath.Join(s.TRTLLMDir, rel), true
+}
+
+// jobNameSource is what the job is named after: the run id, and the test
+// within a run of several (last, where jobName keeps it).
+func (s Settings) jobNameSource() string {
+	if s.Test == "" {
+		return s.RunID
+	}
+	return s.RunID + "-" + s.Test
 }
 
 // jobName keeps Slurm's job name short enough for squeue's default column

@@ -25,6 +25,7 @@ import (
 // machine-readable summary.
 type Outcome struct {
 	RunID         string    `json:"run_id"`
+	Test          string    `json:"test,omitempty"` // within a run of several
 	JobID         string    `json:"job_id,omitempty"`
 	Profile       string    `json:"profile"`
 	Config        string    `json:"config"`

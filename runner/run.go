@@ -30,8 +30,16 @@ type run struct {
 	launch  *launch.Result
 	cluster Cluster
 	upload  []string // node paths of scripts the cluster's checkout lacks
-	id      sbatch.JobID
-	out     *Outcome
+	// clusterChecked: the run's cluster half of the checklist is done
+	// (RunMany does it once for all its tests).
+	clusterChecked bool
+	id             sbatch.JobID
+	out            *Outcome
+	job            *jobRun // stages 6-8, once they began
+
+	// multi: one test of a run of several (RunMany), which owns the
+	// connection and prints the one table at the end.
+	multi bool
 }
 
 // stage is one step of the pipeline, numbered as in PIPELINE.md.
@@ -227,10 +235,19 @@ func (r *run) connectAndUpload(ctx context.Context) error {
 	}
 	r.cluster = c
 	r.out.Transport = c.String()
-	report := &Report{}
-	r.upload = checkCluster(ctx, report, r.s, r.plan, c)
-	if err := blocking(report, r.con); err != nil {
-		return err
+	return r.prepare(ctx)
+}
+
+// prepare is stage 4 on a connection: the cluster half of the checklist,
+// then the job workspace.
+func (r *run) prepare(ctx context.Context) error {
+	c := r.cluster
+	if !r.clusterChecked {
+		report := &Report{}
+		r.upload = checkCluster(ctx, report, r.s, r.plan, c)
+		if err := blocking(report, r.con); err != nil {
+			return err
+		}
 	}
 	ws := r.plan.JobWorkspace
 	id, err := c.Recorded(ctx, path.Join(ws, JobIDName))
@@ -330,7 +347,9 @@ func (r *run) submit(ctx context.Context) error {
 // and `attach` both end here.
 func (r *run) finish(ctx context.Context) error {
 	j := &jobRun{cluster: r.cluster, id: r.id, ws: r.plan.JobWorkspace, resultsDir: r.plan.ResultsDir,
-		testID: r.plan.Files.TestID, concurrency: r.plan.Config.Benchmark.Concurrency, opt: r.opt, con: r.con, out: r.out}
+		testID: r.plan.Files.TestID, concurrency: r.plan.Config.Benchmark.Concurrency, opt: r.opt, con: r.con, out: r.out,
+		noTable: r.multi}
+	r.job = j
 	return j.finish(ctx)
 }
 

@@ -84,7 +84,15 @@ type Settings struct {
 	StageName     string // "" = the config name
 	Profile       string // "" = detect from the checkout
 	RunID         string // names the local run folder and the job workspace
-	BuildURL      string // recorded in the summary
+	// Test names the test within a run of several (RunMany): its inputs,
+	// results and job workspace get folders of their own below the run's,
+	// and its job's name ends with it. "" for a run of one.
+	Test string
+	// WantTestID is the test id a test list gave for this test (""
+	// when it gave a config name); WantFrom says where ("FILE:LINE").
+	// The config must make exactly that id.
+	WantTestID, WantFrom string
+	BuildURL             string // recorded in the summary
 	// PrecheckSwitch is the precheck override when one is set (v2, v3).
 	PrecheckSwitch *string
 	// ClusterName selects perf-sanity-v3's UCX row ("" = none).

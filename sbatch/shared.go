@@ -43,6 +43,9 @@ type jobAnswer struct {
 type round struct {
 	start time.Time
 	ids   map[JobID]bool
+	// asked: the query went out; until then a request may still add its
+	// job to ids.
+	asked bool
 	done  chan struct{}
 	res   map[JobID]jobAnswer
 }
@@ -58,22 +61,39 @@ type sharedQuery struct {
 // fresh enough for anyone.
 const keptRounds = 4
 
-// get returns id's jobAnswer from a round that started no earlier than
+// get returns id's answer from a round that starts no earlier than
 // maxAge before now (0: now or later), starting one for ids() and id when
-// there is none, and the round's start.
-func (q *sharedQuery) get(ctx context.Context, now time.Time, id JobID, maxAge time.Duration, ids func() []JobID,
-	ask func(context.Context, []JobID) map[JobID]jobAnswer) (JobState, time.Time, error) {
+// there is none, and the round's start. With several jobs watched, a new
+// round waits gather before it asks, so that the watches that want a
+// fresh answer at about the same moment (their first look after a burst
+// of submissions, the ends of jobs that end together) share it.
+func (q *sharedQuery) get(ctx context.Context, now time.Time, id JobID, maxAge, gather time.Duration, ids func() []JobID,
+	sleep func(context.Context, time.Duration) error, ask func(context.Context, []JobID) map[JobID]jobAnswer) (JobState, time.Time, error) {
 	q.mu.Lock()
 	var r *round
 	for i := len(q.rounds) - 1; i >= 0; i-- {
-		if c := q.rounds[i]; c.ids[id] && !c.start.Before(now.Add(-maxAge)) {
-			r = c
-			break
+		c := q.rounds[i]
+		if c.start.Before(now.Add(-maxAge)) || !(c.ids[id] || !c.asked) {
+			continue
 		}
+		c.ids[id] = true
+		r = c
+		break
 	}
-	if r == nil {
-		r = &round{start: now, ids: map[JobID]bool{id: true}, done: make(chan struct{})}
-		for _, other := range ids() {
+	if r != nil {
+		q.mu.Unlock()
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return JobState{ID: id}, now, ctx.Err()
+		}
+	} else {
+		others := ids()
+		if len(others) < 2 {
+			gather = 0
+		}
+		r = &round{start: now.Add(gather), ids: map[JobID]bool{id: true}, done: make(chan struct{})}
+		for _, other := range others {
 			r.ids[other] = true
 		}
 		q.rounds = append(q.rounds, r)
@@ -81,24 +101,31 @@ func (q *sharedQuery) get(ctx context.Context, now time.Time, id JobID, maxAge t
 			q.rounds = slices.Delete(q.rounds, 0, len(q.rounds)-keptRounds)
 		}
 		q.mu.Unlock()
+		var err error
+		if gather > 0 {
+			err = sleep(ctx, gather)
+		}
+		q.mu.Lock()
+		r.asked = true
 		all := make([]JobID, 0, len(r.ids))
 		for j := range r.ids {
 			all = append(all, j)
 		}
-		slices.Sort(all)
-		r.res = ask(ctx, all)
-		close(r.done)
-	} else {
 		q.mu.Unlock()
-		select {
-		case <-r.done:
-		case <-ctx.Done():
-			return JobState{ID: id}, now, ctx.Err()
+		slices.Sort(all)
+		if err == nil {
+			r.res = ask(ctx, all)
+		} else {
+			r.res = map[JobID]jobAnswer{}
+			for _, j := range all {
+				r.res[j] = jobAnswer{JobState{ID: j}, err}
+			}
 		}
+		close(r.done)
 	}
 	a, ok := r.res[id]
 	if !ok {
-		return JobState{ID: id}, r.start, fmt.Errorf("job %s: no jobAnswer in the shared query", id)
+		return JobState{ID: id}, r.start, fmt.Errorf("job %s: no answer in the shared query", id)
 	}
 	return a.s, r.start, a.err
 }
@@ -132,15 +159,16 @@ func (c *Client) watch(id JobID) func() {
 	}
 }
 
-// sharedController is Query for a watch: an jobAnswer from the controller
-// (or accounting, for a job the controller forgot) no older than maxAge.
-func (c *Client) sharedController(ctx context.Context, now time.Time, id JobID, maxAge time.Duration) (JobState, time.Time, error) {
-	return c.ctrl.get(ctx, now, id, maxAge, c.watched, c.queryMany)
+// sharedController is Query for a watch: an answer from the controller
+// (or accounting, for a job the controller forgot) no older than maxAge;
+// a new round waits gather for others (with several jobs watched).
+func (c *Client) sharedController(ctx context.Context, clk clock, id JobID, maxAge, gather time.Duration) (JobState, time.Time, error) {
+	return c.ctrl.get(ctx, clk.Now(), id, maxAge, gather, c.watched, clk.Sleep, c.queryMany)
 }
 
 // sharedSacct is sacct for a watch, shared the same way.
-func (c *Client) sharedSacct(ctx context.Context, now time.Time, id JobID, maxAge time.Duration) (JobState, time.Time, error) {
-	return c.acct.get(ctx, now, id, maxAge, c.watched, c.sacctMany)
+func (c *Client) sharedSacct(ctx context.Context, clk clock, id JobID, maxAge time.Duration) (JobState, time.Time, error) {
+	return c.acct.get(ctx, clk.Now(), id, maxAge, c.Policy.fastPoll()/4, c.watched, clk.Sleep, c.sacctMany)
 }
 
 // queryMany is Query for several jobs in one controller RPC: the jobs the

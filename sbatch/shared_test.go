@@ -3,6 +3,7 @@ package sbatch
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -15,14 +16,7 @@ import (
 func TestSharedQueryServesRecentRounds(t *testing.T) {
 	var q sharedQuery
 	var asked [][]JobID
-	ask := func(_ context.Context, ids []JobID) map[JobID]jobAnswer {
-		asked = append(asked, ids)
-		res := map[JobID]jobAnswer{}
-		for _, id := range ids {
-			res[id] = jobAnswer{s: JobState{ID: id, Known: true, State: "RUNNING"}}
-		}
-		return res
-	}
+	ask := recordAsked(&asked, "RUNNING")
 	live := []JobID{"1", "2", "3"}
 	ids := func() []JobID { return live }
 	ctx := context.Background()
@@ -30,7 +24,7 @@ func TestSharedQueryServesRecentRounds(t *testing.T) {
 
 	get := func(id JobID, at, maxAge time.Duration) time.Time {
 		t.Helper()
-		s, start, err := q.get(ctx, t0.Add(at), id, maxAge, ids, ask)
+		s, start, err := q.get(ctx, t0.Add(at), id, maxAge, 0, ids, noSleep, ask)
 		if err != nil || s.ID != id || !s.Known {
 			t.Fatalf("get %s: %+v %v", id, s, err)
 		}
@@ -77,13 +71,13 @@ func TestSharedQueryJoinsRoundInFlight(t *testing.T) {
 	ctx := context.Background()
 	first := make(chan error, 1)
 	go func() {
-		_, _, err := q.get(ctx, clockStart, "1", 0, ids, ask)
+		_, _, err := q.get(ctx, clockStart, "1", 0, 0, ids, noSleep, ask)
 		first <- err
 	}()
 	<-entered
 	second := make(chan JobState, 1)
 	go func() {
-		s, _, _ := q.get(ctx, clockStart, "2", 0, ids, ask)
+		s, _, _ := q.get(ctx, clockStart, "2", 0, 0, ids, noSleep, ask)
 		second <- s
 	}()
 	close(release)
@@ -95,6 +89,73 @@ func TestSharedQueryJoinsRoundInFlight(t *testing.T) {
 	}
 	if calls != 1 {
 		t.Fatalf("asked %d times, want 1", calls)
+	}
+}
+
+func noSleep(context.Context, time.Duration) error { return nil }
+
+// recordAsked is a shared query's ask that records which jobs each round
+// asked about and answers state for each.
+func recordAsked(asked *[][]JobID, state string) func(context.Context, []JobID) map[JobID]jobAnswer {
+	return func(_ context.Context, ids []JobID) map[JobID]jobAnswer {
+		*asked = append(*asked, ids)
+		res := map[JobID]jobAnswer{}
+		for _, id := range ids {
+			res[id] = jobAnswer{s: JobState{ID: id, Known: true, State: state}}
+		}
+		return res
+	}
+}
+
+// With several jobs watched, a fresh request waits a moment before it
+// asks: a fresh request of another job that comes meanwhile, for a job
+// the round did not know of yet, rides along.
+func TestSharedQueryGathersFreshRequests(t *testing.T) {
+	var q sharedQuery
+	var asked [][]JobID
+	ask := recordAsked(&asked, "PENDING")
+	live := []JobID{"1", "2"}
+	ids := func() []JobID { return live }
+	gathering, joined := make(chan struct{}), make(chan struct{})
+	sleep := func(context.Context, time.Duration) error {
+		close(gathering)
+		<-joined
+		return nil
+	}
+	ctx := context.Background()
+	gather := 250 * time.Millisecond
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := q.get(ctx, clockStart, "1", 0, gather, ids, sleep, ask)
+		first <- err
+	}()
+	<-gathering
+	// Job 3 was submitted meanwhile: its first look comes within the
+	// gather time.
+	second := make(chan JobState, 1)
+	go func() {
+		s, _, _ := q.get(ctx, clockStart.Add(gather/2), "3", 0, gather, ids, noSleep, ask)
+		second <- s
+	}()
+	// Wait until job 3 is in the round (it then waits for the round).
+	for {
+		q.mu.Lock()
+		in := q.rounds[0].ids["3"]
+		q.mu.Unlock()
+		if in {
+			break
+		}
+		runtime.Gosched()
+	}
+	close(joined)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if s := <-second; s.State != "PENDING" || s.ID != "3" {
+		t.Fatalf("job 3: %+v", s)
+	}
+	if len(asked) != 1 || fmt.Sprint(asked[0]) != "[1 2 3]" {
+		t.Fatalf("asked %v, want one round for 1 2 3", asked)
 	}
 }
 

@@ -130,6 +130,10 @@ type watcher struct {
 
 	consumed string // sentinel content already acted on
 
+	// gather is how long a new shared controller round waits for the
+	// other watches' requests (sharedQuery.get).
+	gather time.Duration
+
 	// The start of the run last seen requeued, and until when an end
 	// that belongs to that run is doubted (see doubtRequeuedEnd).
 	requeuedRunStart time.Time
@@ -147,7 +151,13 @@ func (w *watcher) run(ctx context.Context) (JobState, error) {
 	w.sacctRank = -1
 	w.cur = JobState{ID: w.id}
 
-	if done, err := w.pollController(ctx, 0); done || err != nil {
+	// The first look is not urgent (the job was just submitted), and the
+	// jobs of a run are submitted in a burst: it waits longer for the
+	// others' first looks to share its round.
+	w.gather = 2 * fast
+	done, err := w.pollController(ctx, 0)
+	w.gather = fast / 4
+	if done || err != nil {
 		return w.cur, err
 	}
 	now := w.clock.Now()
@@ -199,7 +209,12 @@ func (w *watcher) run(ctx context.Context) (JobState, error) {
 // situation.
 func (w *watcher) controllerInterval() time.Duration {
 	every := w.c.Policy.controllerEvery()
-	if w.acct == accountingOn && w.sacctTrusted && w.cur.Known && w.cur.State != "PENDING" {
+	// A pending job's reason and expected start come from the controller
+	// alone; with several jobs watched (a run of a test list, whose jobs
+	// queue behind each other) they are asked for as rarely as a running
+	// job's state: sacct still sees the start and a cancel while pending,
+	// and the output file tells the start within seconds.
+	if w.acct == accountingOn && w.sacctTrusted && w.cur.Known && (w.cur.State != "PENDING" || len(w.c.watched()) > 1) {
 		return sacctTrustedStretch * every
 	}
 	if w.acct == accountingOff && w.cur.Known && w.cur.State != "PENDING" {
@@ -216,7 +231,7 @@ func (w *watcher) pollController(ctx context.Context, maxAge time.Duration) (don
 	now := w.clock.Now()
 	w.lastController = now
 	s, err := bounded(ctx, w.c.Policy.pollTimeout(), func(ctx context.Context) (JobState, error) {
-		s, asked, err := w.c.sharedController(ctx, now, w.id, maxAge)
+		s, asked, err := w.c.sharedController(ctx, w.clock, w.id, maxAge, w.gather)
 		w.lastController = asked
 		return s, err
 	})
@@ -362,7 +377,7 @@ func (w *watcher) pollSacct(ctx context.Context) (done bool, err error) {
 		every = w.c.Policy.fastPoll()
 	}
 	s, err := bounded(ctx, w.c.Policy.pollTimeout(), func(ctx context.Context) (JobState, error) {
-		s, asked, err := w.c.sharedSacct(ctx, now, w.id, every/2)
+		s, asked, err := w.c.sharedSacct(ctx, w.clock, w.id, every/2)
 		// Due again one interval after the answer was asked for, so that
 		// the watches sharing it stay in step.
 		if due := asked.Add(every); due.Before(w.nextSacct) {

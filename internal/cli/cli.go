@@ -195,6 +195,11 @@ func Main(ctx context.Context, args []string, env Env) (code int) {
 	}
 	res := &result{}
 	err = kctx.Run(res)
+	if res.many != nil && err == nil && !res.many.Ended.IsZero() {
+		// Every test reached an outcome: the run's code, in the
+		// documented order of seriousness (exitcode.Worst).
+		return res.many.ExitCode
+	}
 	return report(ctx, env, &cli.globals, res.outcome, err)
 }
 
@@ -214,7 +219,10 @@ func envResolver(env Env) kong.Resolver {
 
 // result carries a run's outcome from a command back to Main, whose exit
 // code it decides.
-type result struct{ outcome *runner.Outcome }
+type result struct {
+	outcome *runner.Outcome
+	many    *runner.RunSummary // a run of several tests
+}
 
 // report prints err the way its kind deserves and returns the exit code:
 // user errors as one line, bugs with everything we know. A run that

@@ -24,6 +24,10 @@ type connFlags struct {
 	JumpHost         string        `name:"cluster-jump-host" env:"CLUSTER_JUMP_HOST" help:"Reach the login node through this host: [user@]host[:port]." placeholder:"HOST"`
 	AcceptNewHostKey bool          `name:"accept-new-host-key" env:"CLUSTER_ACCEPT_NEW_HOST_KEY" help:"Like OpenSSH's StrictHostKeyChecking=accept-new: add an unknown host's key to the known_hosts file (a changed key is still refused)."`
 	ReconnectBudget  time.Duration `name:"reconnect-budget" env:"CLUSTER_RECONNECT_BUDGET" default:"2m" help:"How long to keep trying to reconnect after the SSH connection drops (a positive duration such as 30s or 5m)."`
+
+	// helperShells is the transport's number of helper shells (0: its
+	// default); a run of several tests asks for more.
+	helperShells int `kong:"-"`
 }
 
 // validate checks how to reach the cluster before anything is tried, so
@@ -70,6 +74,7 @@ func (c connFlags) transport(ctx context.Context, env Env, logf, debugf func(str
 		AcceptNewHostKey: c.AcceptNewHostKey,
 		JumpHost:         c.JumpHost,
 		ReconnectBudget:  c.ReconnectBudget,
+		HelperShells:     c.helperShells,
 		Logf:             logf,
 		Debugf:           debugf,
 	})

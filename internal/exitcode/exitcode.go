@@ -31,3 +31,32 @@ func ForSignal(sig os.Signal) int {
 	}
 	return Interrupted
 }
+
+// seriousness orders the codes of a run of several tests, most serious
+// first: what stopped the run as a whole, then what kept a job from
+// running or finishing, then how a job failed, then pytest's own codes
+// (the highest first). Codes not listed rank below them, above 0.
+var seriousness = []int{Interrupted, Terminated, InternalFailure, Unreachable, SubmitRefused, Prerequisite, BadInput,
+	Timeout, JobFailed, PerfRegression, 5, 4, 3, 2, 1}
+
+// Worst is a run of several tests' exit code: 0 when every test's code
+// is 0, else the most serious of them.
+func Worst(codes []int) int {
+	worst, rank := OK, len(seriousness)+1
+	for _, c := range codes {
+		if c == OK {
+			continue
+		}
+		r := len(seriousness) // an undocumented code: below the documented ones
+		for i, s := range seriousness {
+			if s == c {
+				r = i
+				break
+			}
+		}
+		if r < rank || (r == rank && c > worst) {
+			worst, rank = c, r
+		}
+	}
+	return worst
+}

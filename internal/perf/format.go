@@ -222,3 +222,19 @@ func (s *Summary) Write(dir string) error {
 	}
 	return WriteHTML(dir, s)
 }
+
+// WriteTables writes one console table for several tests' results: a row
+// per test and concurrency, then each test's verdict.
+func WriteTables(w io.Writer, names []string, sums []*Summary) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "test\t"+strings.Join(headerTitles(), "\t")+"\t")
+	for i, s := range sums {
+		for _, r := range s.rows() {
+			fmt.Fprintln(tw, names[i]+"\t"+strings.Join(r, "\t")+"\t")
+		}
+	}
+	tw.Flush()
+	for i, s := range sums {
+		fmt.Fprintf(w, "perf verdict %s: %s\n", names[i], s.Verdict.Text)
+	}
+}

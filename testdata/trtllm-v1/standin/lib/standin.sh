@@ -5,14 +5,31 @@
 # cannot touch the job's environment, so <checkout>/standin.env is read on top
 # of it and wins. All assignments are exported so that child processes of the
 # sourcing script (pytest under the run script) see the same values.
+#
+# A run of several tests shares one checkout; <checkout>/standin.d/NAME.env
+# is read after standin.env, and wins, in every job whose Slurm job name
+# ends with NAME (disagg-runner names a test's job after the run and the
+# test), so that each test of the list can behave differently.
 standin_load_knobs() {
-    local envFile="$1/standin.env"
+    local envFile="$1/standin.env" perJob name
     if [ -f "$envFile" ]; then
         set -a
         # shellcheck disable=SC1090
         . "$envFile"
         set +a
     fi
+    for perJob in "$1"/standin.d/*.env; do
+        [ -f "$perJob" ] || continue
+        name=$(basename "$perJob" .env)
+        case ${SLURM_JOB_NAME:-} in
+            *"$name")
+                set -a
+                # shellcheck disable=SC1090
+                . "$perJob"
+                set +a
+                ;;
+        esac
+    done
 }
 
 # Node names come from slurmd so that four slurmd daemons on one machine still
