@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -270,4 +271,61 @@ func countSubmitted(t *testing.T, stderr string) int {
 		}
 	}
 	return n
+}
+
+// TestRunIDCommands loses the runner of a two-test run once both jobs
+// run, then works with the run by its id: status prints a line per test,
+// attach follows both jobs, and cancel (from elsewhere) cancels both; the
+// attach then ends with each test cancelled by someone else (exit 14).
+func TestRunIDCommands(t *testing.T) {
+	clusterEnv(t)
+	cases := []listCase{
+		{name: "ra_2nodes", from: "tc_ctx1_gen1_2nodes"},
+		{name: "rb_1node", from: "tc_gen_only_1node"},
+	}
+	j := listJob(t, cases)
+	j.hold()
+	run := j.start()
+	for _, c := range cases {
+		run.stderr.waitFor(t, c.name+": job RUNNING")
+	}
+	run.cmd.Process.Kill()
+	run.cmd.Wait()
+
+	command := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = j.command().Env
+		return cmd
+	}
+	out, err := command("status", j.runID).CombinedOutput()
+	for _, c := range cases {
+		if err != nil || !regexp.MustCompile(`(?m)^`+c.name+`: job \d+: RUNNING`).Match(out) {
+			t.Errorf("status %s: %v\n%s", j.runID, err, out)
+		}
+	}
+	attach := j.startCmd(command("attach", j.runID, "--follow", "rb_1node"))
+	for _, c := range cases {
+		attach.stderr.waitFor(t, c.name+": ==> stage 6/8")
+	}
+	out, err = command("cancel", j.runID).CombinedOutput()
+	for _, c := range cases {
+		if err != nil || !regexp.MustCompile(`(?m)^`+c.name+`: job \d+: CANCELLED`).Match(out) {
+			t.Errorf("cancel %s: %v\n%s", j.runID, err, out)
+		}
+	}
+	r := attach.waitWithin(3 * time.Minute)
+	if r.code != 14 {
+		t.Errorf("attach: exit %d, want 14 (cancelled by someone else)", r.code)
+	}
+	s := readRunSummary(t, j)
+	if len(s.Tests) != len(cases) || s.ExitCode != 14 {
+		t.Errorf("attach's summary: %+v", s)
+	}
+	// --follow streams that test's log to stdout, and only that one.
+	if !strings.Contains(r.stdout, "rb_1node") || strings.Contains(r.stdout, "ra_2nodes") {
+		t.Errorf("attach --follow rb_1node printed:\n%s", r.stdout)
+	}
+	if out := j.slurm("squeue", "-h", "-o", "%j"); strings.Contains(out, j.runID) {
+		t.Errorf("jobs of the run still in Slurm:\n%s", out)
+	}
 }

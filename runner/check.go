@@ -20,6 +20,14 @@ import (
 // Check is the `check` command: the local half of the checklist, then,
 // with a connector, the cluster half over one connection, which it closes.
 func Check(ctx context.Context, s Settings, connect Connector) *Report {
+	r, p := checkWithoutCluster(ctx, s)
+	checkOnCluster(ctx, r, s, p, connect)
+	return r
+}
+
+// checkWithoutCluster is the local half of `check`: checkLocal, and
+// launch.sh rendered and compared.
+func checkWithoutCluster(ctx context.Context, s Settings) (*Report, *Plan) {
 	r, p := checkLocal(s)
 	if p != nil {
 		res, it := generateItem(ctx, s, p)
@@ -31,17 +39,74 @@ func Check(ctx context.Context, s Settings, connect Connector) *Report {
 			r.Add(compareItem(ctx, s, p, res.Script))
 		}
 	}
+	return r, p
+}
+
+// checkOnCluster adds the cluster half over one connection (none
+// without a connector), which it closes.
+func checkOnCluster(ctx context.Context, r *Report, s Settings, p *Plan, connect Connector) {
 	if connect == nil {
-		return r
+		return
 	}
 	c, err := connect(ctx)
 	r.Add(reachableItem(s, c, err))
 	if err != nil {
-		return r
+		return
 	}
 	defer c.Close()
 	checkCluster(ctx, r, s, p, c)
-	return r
+}
+
+// CheckMany is `check` for the tests of a run of several: each test's
+// local half, an item that comes out the same for every test (the
+// checkout, the workspace, the settings) once, one that differs (the
+// config, launch.sh) once per test and named after it; then the cluster
+// half once, the partition's fit judged for the largest test.
+func CheckMany(ctx context.Context, tests []Settings, connect Connector) *Report {
+	type seen struct {
+		items []Item // per test, nil where the test has no such item
+	}
+	var order []string
+	byName := map[string]*seen{}
+	var largest *Plan
+	s0 := tests[0]
+	for i, s := range tests {
+		r, p := checkWithoutCluster(ctx, s)
+		if p != nil && (largest == nil || p.Hardware.TotalNodes > largest.Hardware.TotalNodes) {
+			largest, s0 = p, s
+		}
+		for _, it := range r.Items {
+			e := byName[it.Name]
+			if e == nil {
+				e = &seen{items: make([]Item, len(tests))}
+				byName[it.Name] = e
+				order = append(order, it.Name)
+			}
+			e.items[i] = it
+		}
+	}
+	out := &Report{}
+	for _, name := range order {
+		e := byName[name]
+		same := true
+		for _, it := range e.items {
+			if it != e.items[0] {
+				same = false
+			}
+		}
+		if same {
+			out.Add(e.items[0])
+			continue
+		}
+		for i, it := range e.items {
+			if it.Name != "" {
+				it.Name = tests[i].Test + ": " + it.Name
+				out.Add(it)
+			}
+		}
+	}
+	checkOnCluster(ctx, out, s0, largest, connect)
+	return out
 }
 
 // checkLocal is the local half of the checklist, which needs no cluster:

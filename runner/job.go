@@ -185,6 +185,18 @@ func fillState(out *Outcome, st sbatch.JobState) {
 // Attach follows an existing job from stage 6 on. Without a job workspace
 // it uses the folder of the job's output file as Slurm reports it.
 func Attach(ctx context.Context, c Cluster, id sbatch.JobID, ws, resultsDir string, opt Options, con *Console) (*Outcome, error) {
+	out := &Outcome{RunID: "attach-" + string(id), JobID: string(id), PytestCode: -1, RunnerStarted: time.Now(),
+		ResultsDir: resultsDir, Transport: c.String(), Reattached: true}
+	j, err := attach(ctx, c, id, ws, out, opt, con, false)
+	if j == nil {
+		return nil, err
+	}
+	return out, err
+}
+
+// attach is Attach filling in out; the jobRun is nil when it stopped
+// before stage 6. noTable: a run of several prints one table at the end.
+func attach(ctx context.Context, c Cluster, id sbatch.JobID, ws string, out *Outcome, opt Options, con *Console, noTable bool) (*jobRun, error) {
 	st, err := c.Query(ctx, id)
 	if err != nil {
 		return nil, &ClusterError{err}
@@ -199,13 +211,12 @@ func Attach(ctx context.Context, c Cluster, id sbatch.JobID, ws, resultsDir stri
 		ws = path.Dir(st.StdOut)
 		con.Log.Info("job workspace from Slurm", "job", id, "dir", ws)
 	}
-	out := &Outcome{RunID: "attach-" + string(id), JobID: string(id), PytestCode: -1, RunnerStarted: time.Now(),
-		JobWorkspace: ws, ResultsDir: resultsDir, Transport: c.String(), Reattached: true}
+	out.JobWorkspace = ws
 	if tl, err := c.ReadFile(ctx, path.Join(ws, TestListName), 4096); err == nil {
 		out.TestID = strings.TrimSpace(string(tl))
 	}
-	j := &jobRun{cluster: c, id: id, ws: ws, resultsDir: resultsDir, testID: out.TestID, opt: opt, con: con, out: out}
-	return out, j.finish(ctx)
+	j := &jobRun{cluster: c, id: id, ws: ws, resultsDir: out.ResultsDir, testID: out.TestID, opt: opt, con: con, out: out, noTable: noTable}
+	return j, j.finish(ctx)
 }
 
 // NoWorkspaceError is an attach to a job whose workspace Slurm cannot

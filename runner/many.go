@@ -15,6 +15,7 @@ import (
 	"github.com/disagg-runner/disagg-runner/internal/atomicfile"
 	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/internal/perf"
+	"github.com/disagg-runner/disagg-runner/sbatch"
 )
 
 // ManyOptions tune a run of several tests beyond Options.
@@ -141,17 +142,29 @@ func RunMany(ctx context.Context, tests []Settings, opt Options, mo ManyOptions,
 	}
 	wg.Wait()
 
-	sum.Ended = time.Now()
-	codes := make([]int, len(runs))
-	var failed []string
+	jobs := make([]*jobRun, len(runs))
 	for i, r := range runs {
-		codes[i] = r.out.ExitCode
+		jobs[i] = r.job
+	}
+	sum.finish(jobs, con)
+	return sum, nil
+}
+
+// finish decides the run's code from its tests' outcomes, writes the
+// run's summary and junit file, and prints one table and the verdicts.
+// jobs[i] ran Tests[i]'s stages 6-8 (nil when it stopped before).
+func (sum *RunSummary) finish(jobs []*jobRun, con *Console) {
+	sum.Ended = time.Now()
+	codes := make([]int, len(sum.Tests))
+	var failed []string
+	for i, o := range sum.Tests {
+		codes[i] = o.ExitCode
 		if codes[i] != exitcode.OK {
-			failed = append(failed, fmt.Sprintf("%s exit %d", r.s.Test, codes[i]))
+			failed = append(failed, fmt.Sprintf("%s exit %d", o.Test, codes[i]))
 		}
 	}
 	sum.ExitCode = exitcode.Worst(codes)
-	sum.Reason = fmt.Sprintf("%d of %d tests passed", len(runs)-len(failed), len(runs))
+	sum.Reason = fmt.Sprintf("%d of %d tests passed", len(codes)-len(failed), len(codes))
 	if len(failed) > 0 {
 		sum.Reason += " (" + strings.Join(failed, ", ") + ")"
 	}
@@ -163,19 +176,56 @@ func RunMany(ctx context.Context, tests []Settings, opt Options, mo ManyOptions,
 	}
 	var names []string
 	var perfs []*perf.Summary
-	for _, r := range runs {
-		if r.job != nil && r.job.perf != nil && len(r.job.perf.Concurrencies) > 0 {
-			names, perfs = append(names, r.s.Test), append(perfs, r.job.perf)
+	for i, j := range jobs {
+		if j != nil && j.perf != nil && len(j.perf.Concurrencies) > 0 {
+			names, perfs = append(names, sum.Tests[i].Test), append(perfs, j.perf)
 		}
 	}
 	if len(perfs) > 0 {
 		con.Table(func(w io.Writer) { perf.WriteTables(w, names, perfs) })
 	}
-	for _, r := range runs {
-		con.Log.Info(fmt.Sprintf("%s: %s", r.s.Test, verdictLine(r.out)))
+	for _, o := range sum.Tests {
+		con.Log.Info(fmt.Sprintf("%s: %s", o.Test, verdictLine(o)))
 	}
 	con.Log.Info(fmt.Sprintf("run verdict: exit %d: %s", sum.ExitCode, sum.Reason), "summary", filepath.Join(sum.ResultsDir, SummaryName))
-	return sum, nil
+}
+
+// AttachTarget is one job of a run of several tests, to follow again.
+type AttachTarget struct {
+	Test string
+	ID   sbatch.JobID
+}
+
+// AttachMany follows every job of a run of several tests from stage 6 on,
+// together, as RunMany does after submission: each test's results go to
+// resultsDir/<test>, and the run's summary, junit file and code come out
+// as a run's. Each job's workspace is the folder of its output file, as
+// Slurm reports it.
+func AttachMany(ctx context.Context, c Cluster, runID, resultsDir string, targets []AttachTarget, opt Options, mo ManyOptions, con *Console) *RunSummary {
+	sum := &RunSummary{RunID: runID, Started: time.Now(), ResultsDir: resultsDir}
+	jobs := make([]*jobRun, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		o := &Outcome{RunID: runID, Test: t.Test, JobID: string(t.ID), PytestCode: -1, RunnerStarted: sum.Started,
+			ResultsDir: filepath.Join(resultsDir, t.Test), Transport: c.String(), Reattached: true}
+		sum.Tests = append(sum.Tests, o)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tcon := con.ForTest(t.Test, t.Test == mo.Follow)
+			j, err := attach(ctx, c, t.ID, "", o, opt, tcon, true)
+			jobs[i] = j
+			if err != nil && j == nil {
+				o.ExitCode, o.Reason, o.RunnerEnded = mo.Classify(err), err.Error(), time.Now()
+				tcon.Log.Error("could not follow the job", "job", t.ID, "exit_code", o.ExitCode, "err", err)
+			} else if err != nil {
+				tcon.Log.Error(err.Error())
+			}
+		}()
+	}
+	wg.Wait()
+	sum.finish(jobs, con)
+	return sum
 }
 
 // r0stage is a stage of the run as a whole (not of one test).

@@ -273,3 +273,21 @@ func (c *Client) sacctMany(ctx context.Context, ids []JobID) map[JobID]jobAnswer
 	}
 	return res
 }
+
+// Answer is one job's state in QueryMany's answer, or why it could not
+// be read.
+type Answer struct {
+	State JobState
+	Err   error
+}
+
+// QueryMany is Query for several jobs at once: one controller RPC for all
+// of them (one job alone: Query), and one sacct for those the controller
+// forgot.
+func (c *Client) QueryMany(ctx context.Context, ids []JobID) map[JobID]Answer {
+	res := map[JobID]Answer{}
+	for id, a := range c.queryMany(ctx, ids) {
+		res[id] = Answer{a.s, a.err}
+	}
+	return res
+}

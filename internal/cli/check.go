@@ -11,7 +11,8 @@ type checkCmd struct {
 	connFlags `embed:""`
 	jobFlags  `embed:""`
 
-	JSON bool `name:"json" help:"Print the checklist as JSON instead of a table."`
+	JSON  bool   `name:"json" help:"Print the checklist as JSON instead of a table."`
+	Tests string `name:"tests" env:"DISAGG_TESTS" help:"Check every test this file lists (one config name or test id per line), as run --tests runs them; --config also takes a comma-separated list." placeholder:"FILE"`
 }
 
 func (c *checkCmd) Run(ctx context.Context, env Env) error {
@@ -22,7 +23,17 @@ func (c *checkCmd) Run(ctx context.Context, env Env) error {
 	if err != nil {
 		return err
 	}
-	report := runner.Check(ctx, s, c.connector(env, func(string, ...any) {}, func(string, ...any) {}))
+	connect := c.connector(env, func(string, ...any) {}, func(string, ...any) {})
+	tests, err := testList(c.ConfigName, c.Tests, env.abs(c.Tests))
+	if err != nil {
+		return err
+	}
+	var report *runner.Report
+	if len(tests) == 1 && c.Tests == "" {
+		report = runner.Check(ctx, s, connect)
+	} else {
+		report = runner.CheckMany(ctx, perTest(s, tests), connect)
+	}
 	if c.JSON {
 		if err := report.WriteJSON(env.Stdout); err != nil {
 			return err

@@ -91,13 +91,7 @@ func (c *runCmd) manySettings(env Env, tests []listedTest, now time.Time) ([]run
 	if err != nil {
 		return nil, err
 	}
-	out := make([]runner.Settings, len(tests))
-	for i, t := range tests {
-		st := s
-		st.ConfigName, st.Test, st.WantTestID, st.WantFrom = t.config, t.config, t.testID, t.where
-		out[i] = st
-	}
-	return out, nil
+	return perTest(s, tests), nil
 }
 
 // debugf sends the Slurm client's step lines to the debug level.

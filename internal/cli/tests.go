@@ -8,6 +8,7 @@ import (
 
 	"github.com/disagg-runner/disagg-runner/internal/inputfile"
 	"github.com/disagg-runner/disagg-runner/prefix"
+	"github.com/disagg-runner/disagg-runner/runner"
 )
 
 // listedTest is one test of a run of several: its config name, and the
@@ -16,6 +17,18 @@ type listedTest struct {
 	config string
 	testID string
 	where  string // "CONFIG_NAME" or "FILE:LINE", for messages
+}
+
+// perTest is each listed test's Settings: s, with the test's config and
+// name (the config's), and the test id its line gave.
+func perTest(s runner.Settings, tests []listedTest) []runner.Settings {
+	out := make([]runner.Settings, len(tests))
+	for i, t := range tests {
+		st := s
+		st.ConfigName, st.Test, st.WantTestID, st.WantFrom = t.config, t.config, t.testID, t.where
+		out[i] = st
+	}
+	return out
 }
 
 // maxTests bounds a test list: a run of more jobs than this is a list
