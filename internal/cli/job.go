@@ -18,7 +18,7 @@ type attachCmd struct {
 	connFlags `embed:""`
 	perfFlags `embed:""`
 
-	runFlags  `embed:""`
+	runFlags `embed:""`
 
 	JobID        string `arg:"" name:"jobid" help:"The Slurm job to follow, or a run id: every job of the run, as the run follows them."`
 	JobWorkspace string `name:"job-workspace" env:"DISAGG_JOB_WORKSPACE" help:"The job's workspace on the cluster (where job-output.log is). Default: the folder of the job's output file, as Slurm reports it." placeholder:"DIR"`
