@@ -190,11 +190,12 @@ func TestRunList(t *testing.T) {
 	if ssh != 1 {
 		t.Errorf("%d SSH connections, want 1", ssh)
 	}
-	// The watches share their queries: six jobs cost the controller
-	// well under what six runs of one would (the aim, 1.5 times
-	// one job's rate per minute, is not reached yet: see the README).
-	if limit := len(cases) * oneRPCs * 3 / 4; rpcs > limit {
-		t.Errorf("%d job-information RPCs for %d jobs, want at most %d (3/4 of %d separate runs of %d)", rpcs, len(cases), limit, len(cases), oneRPCs)
+	// The watches share their queries: six jobs cost the controller at
+	// most half of what six runs of one would. (Per minute, about 1.5
+	// times one job's rate, as the README reports: too close to the line
+	// for a test on a shared machine to hold it to that.)
+	if limit := len(cases) * oneRPCs / 2; rpcs > limit {
+		t.Errorf("%d job-information RPCs for %d jobs, want at most %d (half of %d separate runs of %d)", rpcs, len(cases), limit, len(cases), oneRPCs)
 	}
 }
 

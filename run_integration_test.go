@@ -84,6 +84,11 @@ func newJob(t *testing.T, profile, config string, knobs map[string]string) *job 
 		"DISAGG_RUN_ID":            j.runID,
 		"CLUSTER_RECONNECT_BUDGET": "20s",
 	}
+	// DISAGG_TEST_DEBUG=1 go test ... shows every Slurm and SSH step of
+	// the runs in the test's log.
+	if v := os.Getenv("DISAGG_TEST_DEBUG"); v != "" {
+		j.env["DISAGG_DEBUG"] = v
+	}
 	return j
 }
 

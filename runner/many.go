@@ -132,12 +132,43 @@ func RunMany(ctx context.Context, tests []Settings, opt Options, mo ManyOptions,
 		con.Log.Info(fmt.Sprintf("at most %d of the %d jobs in Slurm at once", inSlurm, len(runs)))
 	}
 	slots := make(chan struct{}, inSlurm)
+	// The first wave's jobs are all submitted before any is followed, so
+	// that their first looks share one Slurm query (see sbatch's
+	// ExpectJobs); later ones are followed as they are submitted.
+	if e, ok := cluster.(interface{ ExpectJobs(int) }); ok {
+		e.ExpectJobs(len(runs))
+	}
+	var mu sync.Mutex
+	taken, waiting := 0, inSlurm
+	waveDone := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, r := range runs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.runQueued(ctx, slots, mo.Classify)
+			r.runQueued(ctx, slots, mo.Classify, func() (submitted func()) {
+				mu.Lock()
+				defer mu.Unlock()
+				if taken++; taken > inSlurm {
+					return func() {}
+				}
+				var once sync.Once
+				return func() {
+					once.Do(func() {
+						mu.Lock()
+						if waiting--; waiting == 0 {
+							close(waveDone)
+						}
+						mu.Unlock()
+					})
+					// An interrupt may keep part of the wave from ever
+					// submitting.
+					select {
+					case <-waveDone:
+					case <-ctx.Done():
+					}
+				}
+			})
 		}()
 	}
 	wg.Wait()
@@ -242,8 +273,14 @@ func r0stage(ctx context.Context, con *Console, n int, name string, do func(cont
 // runQueued takes one test of a run of several from the cluster side of
 // its checklist to its verdict, once a slot is free. A test that stops
 // before its verdict gets the exit code its error maps to.
-func (r *run) runQueued(ctx context.Context, slots chan struct{}, classify func(error) int) {
+//
+// wave is called once the test holds a slot; the function it returns is
+// called once the job is submitted (or the test stopped) and waits for
+// the rest of the first wave.
+func (r *run) runQueued(ctx context.Context, slots chan struct{}, classify func(error) int, wave func() (submitted func())) {
+	submitted := func() {}
 	stop := func(err error) {
+		submitted()
 		o := r.out
 		o.ExitCode, o.Reason, o.RunnerEnded = classify(err), err.Error(), time.Now()
 		r.con.Log.Error("stopped before its verdict", "exit_code", o.ExitCode, "err", err)
@@ -258,12 +295,14 @@ func (r *run) runQueued(ctx context.Context, slots chan struct{}, classify func(
 		return
 	}
 	defer func() { <-slots }()
+	submitted = wave()
 	for _, st := range []stage{{4, "upload", r.prepare}, {5, "submit", r.submit}} {
 		if err := r.stage(ctx, st); err != nil {
 			stop(err)
 			return
 		}
 	}
+	submitted()
 	if err := r.finish(ctx); err != nil {
 		// The verdict was reached (a result file whose secrets could not
 		// be masked): its code stands.

@@ -48,6 +48,7 @@ type Client struct {
 	// (shared.go).
 	mu       sync.Mutex
 	watching map[JobID]int
+	expect   int // jobs to be watched together (ExpectJobs)
 	ctrl     sharedQuery
 	acct     sharedQuery
 }

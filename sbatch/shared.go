@@ -67,7 +67,7 @@ const keptRounds = 4
 // round waits gather before it asks, so that the watches that want a
 // fresh answer at about the same moment (their first look after a burst
 // of submissions, the ends of jobs that end together) share it.
-func (q *sharedQuery) get(ctx context.Context, now time.Time, id JobID, maxAge, gather time.Duration, ids func() []JobID,
+func (q *sharedQuery) get(ctx context.Context, now time.Time, id JobID, maxAge, gather time.Duration, ids func() []JobID, together func(int) bool,
 	sleep func(context.Context, time.Duration) error, ask func(context.Context, []JobID) map[JobID]jobAnswer) (JobState, time.Time, error) {
 	q.mu.Lock()
 	var r *round
@@ -89,7 +89,7 @@ func (q *sharedQuery) get(ctx context.Context, now time.Time, id JobID, maxAge, 
 		}
 	} else {
 		others := ids()
-		if len(others) < 2 {
+		if !together(len(others)) {
 			gather = 0
 		}
 		r = &round{start: now.Add(gather), ids: map[JobID]bool{id: true}, done: make(chan struct{})}
@@ -130,6 +130,22 @@ func (q *sharedQuery) get(ctx context.Context, now time.Time, id JobID, maxAge, 
 	return a.s, r.start, a.err
 }
 
+// ExpectJobs tells the Client that n jobs will be watched together (a run
+// of a test list): its shared rounds gather the watches' requests from
+// the first one on, not only once a second watch has begun.
+func (c *Client) ExpectJobs(n int) {
+	c.mu.Lock()
+	c.expect = n
+	c.mu.Unlock()
+}
+
+// together reports whether several jobs are, or are about to be, watched.
+func (c *Client) together(watched int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return watched >= 2 || c.expect >= 2
+}
+
 // watched is every job a watch of this Client follows right now.
 func (c *Client) watched() []JobID {
 	c.mu.Lock()
@@ -163,12 +179,12 @@ func (c *Client) watch(id JobID) func() {
 // (or accounting, for a job the controller forgot) no older than maxAge;
 // a new round waits gather for others (with several jobs watched).
 func (c *Client) sharedController(ctx context.Context, clk clock, id JobID, maxAge, gather time.Duration) (JobState, time.Time, error) {
-	return c.ctrl.get(ctx, clk.Now(), id, maxAge, gather, c.watched, clk.Sleep, c.queryMany)
+	return c.ctrl.get(ctx, clk.Now(), id, maxAge, gather, c.watched, c.together, clk.Sleep, c.queryMany)
 }
 
 // sharedSacct is sacct for a watch, shared the same way.
 func (c *Client) sharedSacct(ctx context.Context, clk clock, id JobID, maxAge time.Duration) (JobState, time.Time, error) {
-	return c.acct.get(ctx, clk.Now(), id, maxAge, c.Policy.fastPoll()/4, c.watched, clk.Sleep, c.sacctMany)
+	return c.acct.get(ctx, clk.Now(), id, maxAge, c.Policy.fastPoll()/4, c.watched, c.together, clk.Sleep, c.sacctMany)
 }
 
 // queryMany is Query for several jobs in one controller RPC: the jobs the

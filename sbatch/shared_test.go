@@ -24,7 +24,7 @@ func TestSharedQueryServesRecentRounds(t *testing.T) {
 
 	get := func(id JobID, at, maxAge time.Duration) time.Time {
 		t.Helper()
-		s, start, err := q.get(ctx, t0.Add(at), id, maxAge, 0, ids, noSleep, ask)
+		s, start, err := q.get(ctx, t0.Add(at), id, maxAge, 0, ids, several, noSleep, ask)
 		if err != nil || s.ID != id || !s.Known {
 			t.Fatalf("get %s: %+v %v", id, s, err)
 		}
@@ -71,13 +71,13 @@ func TestSharedQueryJoinsRoundInFlight(t *testing.T) {
 	ctx := context.Background()
 	first := make(chan error, 1)
 	go func() {
-		_, _, err := q.get(ctx, clockStart, "1", 0, 0, ids, noSleep, ask)
+		_, _, err := q.get(ctx, clockStart, "1", 0, 0, ids, several, noSleep, ask)
 		first <- err
 	}()
 	<-entered
 	second := make(chan JobState, 1)
 	go func() {
-		s, _, _ := q.get(ctx, clockStart, "2", 0, 0, ids, noSleep, ask)
+		s, _, _ := q.get(ctx, clockStart, "2", 0, 0, ids, several, noSleep, ask)
 		second <- s
 	}()
 	close(release)
@@ -93,6 +93,8 @@ func TestSharedQueryJoinsRoundInFlight(t *testing.T) {
 }
 
 func noSleep(context.Context, time.Duration) error { return nil }
+
+func several(watched int) bool { return watched >= 2 }
 
 // recordAsked is a shared query's ask that records which jobs each round
 // asked about and answers state for each.
@@ -126,7 +128,7 @@ func TestSharedQueryGathersFreshRequests(t *testing.T) {
 	gather := 250 * time.Millisecond
 	first := make(chan error, 1)
 	go func() {
-		_, _, err := q.get(ctx, clockStart, "1", 0, gather, ids, sleep, ask)
+		_, _, err := q.get(ctx, clockStart, "1", 0, gather, ids, several, sleep, ask)
 		first <- err
 	}()
 	<-gathering
@@ -134,7 +136,7 @@ func TestSharedQueryGathersFreshRequests(t *testing.T) {
 	// gather time.
 	second := make(chan JobState, 1)
 	go func() {
-		s, _, _ := q.get(ctx, clockStart.Add(gather/2), "3", 0, gather, ids, noSleep, ask)
+		s, _, _ := q.get(ctx, clockStart.Add(gather/2), "3", 0, gather, ids, several, noSleep, ask)
 		second <- s
 	}()
 	// Wait until job 3 is in the round (it then waits for the round).

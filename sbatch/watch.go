@@ -63,7 +63,8 @@ const unknownGiveUp = 3
 //     the safety net for ends that leave no sentinel and for a pending
 //     job's reason and expected start. While the job runs and sacct
 //     agrees with the controller, that interval is stretched
-//     sacctTrustedStretch times.
+//     sacctTrustedStretch times; with several jobs watched (shared.go),
+//     also while the job is pending.
 //   - While the job is pending, the sentinel read also stats the job's
 //     output file (StdOut, from the controller): when it appears or
 //     changes the job has started, and sacct is asked every FastPoll
