@@ -49,8 +49,11 @@ type Client struct {
 	mu       sync.Mutex
 	watching map[JobID]int
 	expect   int // jobs to be watched together (ExpectJobs)
-	ctrl     sharedQuery
-	acct     sharedQuery
+	ctrl     sharedQuery[JobState]
+	acct     sharedQuery[JobState]
+	// The sentinel reads, and each watched job's files to read.
+	sentinels    sharedQuery[string]
+	sentinelKeys map[JobID]string
 }
 
 // clock is the time as Watch sees it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,50 +34,61 @@ import (
 // its last poll, so that after one round the watches' schedules line up
 // and the next round serves them all.
 
-// jobAnswer is one job's part of a shared query.
-type jobAnswer struct {
-	s   JobState
+// result is one job's part of a shared query.
+type result[T any] struct {
+	v   T
 	err error
 }
 
-// round is one query made for a set of jobs.
-type round struct {
+// jobAnswer is one job's state in a shared Slurm query.
+type jobAnswer = result[JobState]
+
+// round is one query made for a set of jobs. Each job is asked about
+// with its own parameters (its key: "" for a Slurm query, the files to
+// read for a sentinel read).
+type round[T any] struct {
 	start time.Time
-	ids   map[JobID]bool
+	keys  map[JobID]string
 	// asked: the query went out; until then a request may still add its
-	// job to ids.
+	// job to keys.
 	asked bool
 	done  chan struct{}
-	res   map[JobID]jobAnswer
+	res   map[JobID]result[T]
 }
 
-// sharedQuery is one kind of query (controller, accounting) shared by the
-// watches of a Client.
-type sharedQuery struct {
+// sharedQuery is one kind of query (controller, accounting, sentinel)
+// shared by the watches of a Client.
+type sharedQuery[T any] struct {
 	mu     sync.Mutex
-	rounds []*round // oldest first; in flight or finished
+	rounds []*round[T] // oldest first; in flight or finished
 }
 
 // keptRounds bounds the rounds remembered: only the newest few can be
 // fresh enough for anyone.
 const keptRounds = 4
 
-// get returns id's answer from a round that starts no earlier than
-// maxAge before now (0: now or later), starting one for ids() and id when
-// there is none, and the round's start. With several jobs watched, a new
-// round waits gather before it asks, so that the watches that want a
-// fresh answer at about the same moment (their first look after a burst
-// of submissions, the ends of jobs that end together) share it.
-func (q *sharedQuery) get(ctx context.Context, now time.Time, id JobID, maxAge, gather time.Duration, ids func() []JobID, together func(int) bool,
-	sleep func(context.Context, time.Duration) error, ask func(context.Context, []JobID) map[JobID]jobAnswer) (JobState, time.Time, error) {
+// get returns id's answer, asked with key, from a round that starts no
+// earlier than maxAge before now (0: now or later), starting one for
+// others() and id when there is none, and the round's start. When
+// together says several jobs are watched, a new round waits gather before
+// it asks, so that the watches that want a fresh answer at about the
+// same moment (their first look after a burst of submissions, the ends
+// of jobs that end together) share it.
+func (q *sharedQuery[T]) get(ctx context.Context, now time.Time, id JobID, key string, maxAge, gather time.Duration,
+	others func() map[JobID]string, together func(int) bool, sleep func(context.Context, time.Duration) error,
+	ask func(context.Context, map[JobID]string) map[JobID]result[T]) (T, time.Time, error) {
+	var zero T
 	q.mu.Lock()
-	var r *round
+	var r *round[T]
 	for i := len(q.rounds) - 1; i >= 0; i-- {
 		c := q.rounds[i]
-		if c.start.Before(now.Add(-maxAge)) || !(c.ids[id] || !c.asked) {
+		if c.start.Before(now.Add(-maxAge)) {
 			continue
 		}
-		c.ids[id] = true
+		if k, in := c.keys[id]; c.asked && (!in || k != key) {
+			continue
+		}
+		c.keys[id] = key
 		r = c
 		break
 	}
@@ -85,17 +97,15 @@ func (q *sharedQuery) get(ctx context.Context, now time.Time, id JobID, maxAge, 
 		select {
 		case <-r.done:
 		case <-ctx.Done():
-			return JobState{ID: id}, now, ctx.Err()
+			return zero, now, ctx.Err()
 		}
 	} else {
-		others := ids()
-		if !together(len(others)) {
+		keys := others()
+		if !together(len(keys)) {
 			gather = 0
 		}
-		r = &round{start: now.Add(gather), ids: map[JobID]bool{id: true}, done: make(chan struct{})}
-		for _, other := range others {
-			r.ids[other] = true
-		}
+		r = &round[T]{start: now.Add(gather), keys: keys, done: make(chan struct{})}
+		r.keys[id] = key
 		q.rounds = append(q.rounds, r)
 		if len(q.rounds) > keptRounds {
 			q.rounds = slices.Delete(q.rounds, 0, len(q.rounds)-keptRounds)
@@ -107,27 +117,104 @@ func (q *sharedQuery) get(ctx context.Context, now time.Time, id JobID, maxAge, 
 		}
 		q.mu.Lock()
 		r.asked = true
-		all := make([]JobID, 0, len(r.ids))
-		for j := range r.ids {
-			all = append(all, j)
-		}
+		keys = maps.Clone(r.keys)
 		q.mu.Unlock()
-		slices.Sort(all)
 		if err == nil {
-			r.res = ask(ctx, all)
+			r.res = ask(ctx, keys)
 		} else {
-			r.res = map[JobID]jobAnswer{}
-			for _, j := range all {
-				r.res[j] = jobAnswer{JobState{ID: j}, err}
+			r.res = map[JobID]result[T]{}
+			for j := range keys {
+				r.res[j] = result[T]{err: err}
 			}
 		}
 		close(r.done)
 	}
 	a, ok := r.res[id]
 	if !ok {
-		return JobState{ID: id}, r.start, fmt.Errorf("job %s: no answer in the shared query", id)
+		return zero, r.start, fmt.Errorf("job %s: no answer in the shared query", id)
 	}
-	return a.s, r.start, a.err
+	return a.v, r.start, a.err
+}
+
+// sortedIDs are the jobs of a round, in order.
+func sortedIDs(keys map[JobID]string) []JobID {
+	return slices.Sorted(maps.Keys(keys))
+}
+
+// sentinelCmd reads a job's sentinel file and, when stdout is not "",
+// first prints "O:<size> <mtime>" of its output file (see pollSentinel).
+func sentinelCmd(file, stdout string) string {
+	f := shellquote.Quote(file)
+	cmd := "if [ -f " + f + " ]; then head -c 200 -- " + f + "; fi"
+	if stdout != "" {
+		cmd = "printf 'O:%s\\n' \"$(stat -c '%s %Y' -- " + shellquote.Quote(stdout) + " 2>/dev/null)\"; " + cmd
+	}
+	return cmd
+}
+
+// sharedSentinel is a watch's sentinel read (sentinelCmd's output), no
+// older than maxAge: with several jobs watched, one command reads every
+// watched job's files, each job's part framed by NULs (which the
+// sentinels, digits and a newline, never hold: any are dropped).
+func (c *Client) sharedSentinel(ctx context.Context, clk clock, id JobID, file, stdout string, maxAge time.Duration) (string, time.Time, error) {
+	key := file + "\x00" + stdout
+	c.mu.Lock()
+	if c.sentinelKeys == nil {
+		c.sentinelKeys = map[JobID]string{}
+	}
+	c.sentinelKeys[id] = key
+	c.mu.Unlock()
+	others := func() map[JobID]string {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		keys := map[JobID]string{}
+		for j := range c.watching {
+			if k, ok := c.sentinelKeys[j]; ok {
+				keys[j] = k
+			}
+		}
+		return keys
+	}
+	return c.sentinels.get(ctx, clk.Now(), id, key, maxAge, c.Policy.fastPoll()/4, others, c.together, clk.Sleep, c.readSentinels)
+}
+
+// readSentinels runs the sentinel reads of a round: one job's command as
+// it is, several framed in one command.
+func (c *Client) readSentinels(ctx context.Context, keys map[JobID]string) map[JobID]result[string] {
+	res := map[JobID]result[string]{}
+	ids := sortedIDs(keys)
+	if len(ids) == 1 {
+		file, stdout, _ := strings.Cut(keys[ids[0]], "\x00")
+		out, err := c.run(ctx, sentinelCmd(file, stdout))
+		if err != nil {
+			err = commandError("read "+file, out, err)
+		}
+		res[ids[0]] = result[string]{out.stdout, err}
+		return res
+	}
+	var cmd strings.Builder
+	for _, id := range ids {
+		file, stdout, _ := strings.Cut(keys[id], "\x00")
+		// The id is printf's argument: in its format, \0 before digits
+		// would read them as octal.
+		fmt.Fprintf(&cmd, "printf '\\0%%s\\0' %s; { %s; } | tr -d '\\000'; ", id, sentinelCmd(file, stdout))
+	}
+	out, err := c.run(ctx, cmd.String()+"true")
+	parts := strings.Split(out.stdout, "\x00")
+	if err == nil && len(parts) != 1+2*len(ids) {
+		err = fmt.Errorf("read %d sentinels: %d parts in the answer, want %d", len(ids), len(parts), 1+2*len(ids))
+	}
+	for i, id := range ids {
+		switch {
+		case err != nil:
+			res[id] = result[string]{err: commandError("read the sentinels", out, err)}
+		case parts[1+2*i] != string(id):
+			res[id] = result[string]{err: fmt.Errorf("read the sentinels: part %d is job %q, want %s", i, parts[1+2*i], id)}
+		default:
+			res[id] = result[string]{v: parts[2+2*i]}
+		}
+	}
+	return res
 }
 
 // ExpectJobs tells the Client that n jobs will be watched together (a run
@@ -146,15 +233,16 @@ func (c *Client) together(watched int) bool {
 	return watched >= 2 || c.expect >= 2
 }
 
-// watched is every job a watch of this Client follows right now.
-func (c *Client) watched() []JobID {
+// watched is every job a watch of this Client follows right now, for a
+// Slurm query (key "").
+func (c *Client) watched() map[JobID]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ids := make([]JobID, 0, len(c.watching))
+	keys := make(map[JobID]string, len(c.watching))
 	for id := range c.watching {
-		ids = append(ids, id)
+		keys[id] = ""
 	}
-	return ids
+	return keys
 }
 
 // watch adds id to the jobs being watched; the function returned takes it
@@ -171,6 +259,7 @@ func (c *Client) watch(id JobID) func() {
 		defer c.mu.Unlock()
 		if c.watching[id]--; c.watching[id] <= 0 {
 			delete(c.watching, id)
+			delete(c.sentinelKeys, id)
 		}
 	}
 }
@@ -179,12 +268,16 @@ func (c *Client) watch(id JobID) func() {
 // (or accounting, for a job the controller forgot) no older than maxAge;
 // a new round waits gather for others (with several jobs watched).
 func (c *Client) sharedController(ctx context.Context, clk clock, id JobID, maxAge, gather time.Duration) (JobState, time.Time, error) {
-	return c.ctrl.get(ctx, clk.Now(), id, maxAge, gather, c.watched, c.together, clk.Sleep, c.queryMany)
+	return c.ctrl.get(ctx, clk.Now(), id, "", maxAge, gather, c.watched, c.together, clk.Sleep, func(ctx context.Context, keys map[JobID]string) map[JobID]jobAnswer {
+		return c.queryMany(ctx, sortedIDs(keys))
+	})
 }
 
 // sharedSacct is sacct for a watch, shared the same way.
 func (c *Client) sharedSacct(ctx context.Context, clk clock, id JobID, maxAge time.Duration) (JobState, time.Time, error) {
-	return c.acct.get(ctx, clk.Now(), id, maxAge, c.Policy.fastPoll()/4, c.watched, c.together, clk.Sleep, c.sacctMany)
+	return c.acct.get(ctx, clk.Now(), id, "", maxAge, c.Policy.fastPoll()/4, c.watched, c.together, clk.Sleep, func(ctx context.Context, keys map[JobID]string) map[JobID]jobAnswer {
+		return c.sacctMany(ctx, sortedIDs(keys))
+	})
 }
 
 // queryMany is Query for several jobs in one controller RPC: the jobs the
@@ -303,7 +396,7 @@ type Answer struct {
 func (c *Client) QueryMany(ctx context.Context, ids []JobID) map[JobID]Answer {
 	res := map[JobID]Answer{}
 	for id, a := range c.queryMany(ctx, ids) {
-		res[id] = Answer{a.s, a.err}
+		res[id] = Answer{a.v, a.err}
 	}
 	return res
 }

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 	"github.com/disagg-runner/disagg-runner/internal/transport"
 )
 
@@ -129,7 +128,8 @@ type watcher struct {
 	lastSacct      JobState // accounting's last answer
 	unknownPolls   int
 
-	consumed string // sentinel content already acted on
+	consumed     string    // sentinel content already acted on
+	nextSentinel time.Time // when the sentinel is read next
 
 	// gather is how long a new shared controller round waits for the
 	// other watches' requests (sharedQuery.get).
@@ -162,13 +162,13 @@ func (w *watcher) run(ctx context.Context) (JobState, error) {
 		return w.cur, err
 	}
 	now := w.clock.Now()
-	nextSentinel := now
+	w.nextSentinel = now
 	// sacct at once: it costs the controller nothing, and whether the
 	// cluster has accounting decides how the start is looked for.
 	w.nextSacct = now
 	for {
 		nextController := w.lastController.Add(w.controllerInterval())
-		next := nextSentinel
+		next := w.nextSentinel
 		if w.acct != accountingOff && w.nextSacct.Before(next) {
 			next = w.nextSacct
 		}
@@ -180,8 +180,8 @@ func (w *watcher) run(ctx context.Context) (JobState, error) {
 		}
 		now = w.clock.Now()
 
-		if !now.Before(nextSentinel) {
-			nextSentinel = now.Add(fast)
+		if !now.Before(w.nextSentinel) {
+			w.nextSentinel = now.Add(fast)
 			done, err := w.pollSentinel(ctx)
 			if done || err != nil {
 				return w.cur, err
@@ -442,22 +442,24 @@ func (w *watcher) pollSacct(ctx context.Context) (done bool, err error) {
 // there is the start, told within seconds without waiting for
 // accounting's SlowPoll or the controller's next poll.
 func (w *watcher) pollSentinel(ctx context.Context) (done bool, err error) {
-	f := shellquote.Quote(w.file)
-	cmd := "if [ -f " + f + " ]; then head -c 200 -- " + f + "; fi"
 	stdout := w.watchedOutput()
-	if stdout != "" {
-		cmd = "printf 'O:%s\\n' \"$(stat -c '%s %Y' -- " + shellquote.Quote(stdout) + " 2>/dev/null)\"; " + cmd
-	}
-	out, err := bounded(ctx, w.c.Policy.pollTimeout(), func(ctx context.Context) (output, error) { return w.c.run(ctx, cmd) })
+	fast := w.c.Policy.fastPoll()
+	content, err := bounded(ctx, w.c.Policy.pollTimeout(), func(ctx context.Context) (string, error) {
+		body, asked, err := w.c.sharedSentinel(ctx, w.clock, w.id, w.file, stdout, fast/2)
+		// Due again one FastPoll after the read was asked for, so that the
+		// watches sharing it stay in step.
+		if due := asked.Add(fast); due.Before(w.nextSentinel) {
+			w.nextSentinel = due
+		}
+		return body, err
+	})
 	if err != nil {
-		err = commandError("read "+w.file, out, err)
 		if fatal := w.tolerate(ctx, err); fatal != nil {
 			return false, fatal
 		}
 		w.c.logf("watch job %s: %v (will read again)", w.id, err)
 		return false, nil
 	}
-	content := out.stdout
 	if stdout != "" {
 		line, rest, _ := strings.Cut(content, "\n")
 		content = rest
