@@ -28,8 +28,10 @@ type JobState struct {
 	// ExpectedStart is the scheduler's estimate for a PENDING job, when
 	// the controller has one (scontrol's StartTime).
 	ExpectedStart time.Time
-	Restarts      int  // how often it was requeued (scontrol only)
-	Known         bool // false: no source knew the job (yet)
+	Restarts      int // how often it was requeued (scontrol only)
+	// Requeueable: Slurm may requeue the job (scontrol's Requeue=1).
+	Requeueable bool
+	Known       bool // false: no source knew the job (yet)
 	// Source names who answered: "scontrol" or "sacct".
 	Source string
 	// StdOut is the batch script's output file as the controller reports
@@ -181,6 +183,7 @@ func parseScontrol(id JobID, out string) (JobState, error) {
 	s.ExitCode, s.Signal = parseExit(chosen["ExitCode"])
 	s.Submit = parseTime(chosen["SubmitTime"])
 	s.Restarts, _ = strconv.Atoi(chosen["Restarts"])
+	s.Requeueable = chosen["Requeue"] == "1"
 	s.StdOut = chosen["StdOut"]
 	start := parseTime(chosen["StartTime"])
 	if s.State == "PENDING" {

@@ -51,7 +51,9 @@ func TestParseScontrolRecorded(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tt.want.Known, tt.want.Source = true, "scontrol"
+			// Every recorded job could be requeued (the cluster's default
+			// JobRequeue=1).
+			tt.want.Known, tt.want.Source, tt.want.Requeueable = true, "scontrol", true
 			if !strings.HasPrefix(got.StdOut, "/tmp/sbx/") || !strings.HasSuffix(got.StdOut, ".log") {
 				t.Errorf("StdOut %q", got.StdOut)
 			}

@@ -574,7 +574,7 @@ func (w *watcher) confirm(ctx context.Context, sentinelEpoch int64) bool {
 		before := w.answers
 		done, err := w.pollController(ctx, 0)
 		if done {
-			return true
+			return !w.requeuedAfterAll(ctx)
 		}
 		if err != nil || w.answers == before || !w.cur.Known {
 			continue
@@ -599,6 +599,31 @@ func (w *watcher) confirm(ctx context.Context, sentinelEpoch int64) bool {
 	}
 	return false
 }
+
+// requeuedAfterAll looks once more, after requeueLook, at a requeueable
+// job that the controller says failed: a run ended by `scontrol requeue`
+// (or a node failure with requeue) can be reported FAILED for a moment
+// before the controller shows it PENDING again (seen on a loaded test
+// cluster: the batch script's exit processed before the requeue). Only
+// FAILED and NODE_FAIL are asked again, and only for a job that can be
+// requeued: a requeue never shows as a pass, a time limit or a cancel.
+func (w *watcher) requeuedAfterAll(ctx context.Context) bool {
+	if !w.cur.Requeueable || (w.cur.State != "FAILED" && w.cur.State != "NODE_FAIL") {
+		return false
+	}
+	if w.clock.Sleep(ctx, requeueLook*w.c.Policy.fastPoll()) != nil {
+		return false
+	}
+	if done, err := w.pollController(ctx, 0); done || err != nil || rank(w.cur.State) != 0 {
+		return false
+	}
+	w.c.logf("watch job %s: the end was a requeue after all (now %s, restarts %d)", w.id, w.cur.State, w.cur.Restarts)
+	return true
+}
+
+// requeueLook is how many FastPolls after a failed end the controller is
+// asked whether it was a requeue.
+const requeueLook = 2
 
 // rank orders states by how far a run has got, so that sacct's lagging
 // answers cannot move the state backwards.

@@ -228,8 +228,33 @@ func TestWatchEndsOnSacctWithoutSentinel(t *testing.T) {
 	if el := tl.elapsed(); el > 250*time.Millisecond {
 		t.Errorf("noticed the end after %s", el)
 	}
-	if n := tl.controllerCalls(); n != 2 {
-		t.Errorf("controller asked %d times, want 2 (first look, confirmation)", n)
+	// A requeueable job that failed is looked at once more: was it a
+	// requeue (TestWatchFailedThenRequeued)?
+	if n := tl.controllerCalls(); n != 3 {
+		t.Errorf("controller asked %d times, want 3 (first look, confirmation, the look for a requeue)", n)
+	}
+}
+
+// scontrol requeue on a loaded cluster: the batch script's exit (its trap
+// wrote the sentinel) reaches the controller before the requeue, which
+// says FAILED for a moment, then PENDING with Restarts=1. The watch goes
+// on to the second run's end.
+func TestWatchFailedThenRequeued(t *testing.T) {
+	failed := job{state: "FAILED", reason: "NonZeroExitCode", exit: "1:0", nodes: "node1", start: t0, end: t0.Add(10 * time.Second)}
+	requeued := job{state: "PENDING", reason: "BeginTime", restarts: 1}
+	second := job{state: "RUNNING", nodes: "node1", start: t0.Add(time.Minute), restarts: 1}
+	done := job{state: "COMPLETED", nodes: "node1", start: t0.Add(time.Minute), end: t0.Add(2 * time.Minute), restarts: 1}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(running), sacct: acct(running)},
+		{at: 100 * time.Millisecond, sentinel: sentinelAt(1, t0.Add(10*time.Second)), scontrol: ctl(failed)},
+		{at: 115 * time.Millisecond, scontrol: ctl(requeued), sacct: acct(requeued)},
+		{at: 400 * time.Millisecond, scontrol: ctl(second), sacct: acct(second)},
+		{at: 600 * time.Millisecond, sentinel: sentinelAt(0, t0.Add(2*time.Minute)), scontrol: ctl(done), sacct: acct(done)},
+	}}
+	c := tl.client(fastPolicy, t.Logf)
+	final, changes, err := watchChanges(t, c, 10*time.Second)
+	if err != nil || final.State != "COMPLETED" || final.Restarts != 1 {
+		t.Fatalf("%+v %v (changes %s)", final, err, states(changes))
 	}
 }
 
