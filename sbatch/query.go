@@ -40,10 +40,15 @@ func (c *Client) Query(ctx context.Context, id JobID) (JobState, error) {
 	}
 	s, err = c.sacct(ctx, id)
 	if errors.Is(err, ErrAccountingDisabled) {
-		return JobState{ID: id, Source: "sacct"}, fmt.Errorf(
-			"job %s: slurmctld no longer knows it (finished jobs are forgotten after MinJobAge) and %w, so its final state cannot be read", id, err)
+		return JobState{ID: id, Source: "sacct"}, forgottenError(id, err)
 	}
 	return s, err
+}
+
+// forgottenError is asking accounting about a job the controller forgot,
+// on a cluster without accounting.
+func forgottenError(id JobID, err error) error {
+	return fmt.Errorf("job %s: slurmctld no longer knows it (finished jobs are forgotten after MinJobAge) and %w, so its final state cannot be read", id, err)
 }
 
 // scontrol asks the controller about one job.

@@ -245,6 +245,13 @@ func (c *Client) watched() map[JobID]string {
 	return keys
 }
 
+// watchCount is how many jobs the Client's watches follow right now.
+func (c *Client) watchCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.watching)
+}
+
 // watch adds id to the jobs being watched; the function returned takes it
 // away again.
 func (c *Client) watch(id JobID) func() {
@@ -289,13 +296,10 @@ func (c *Client) queryMany(ctx context.Context, ids []JobID) map[JobID]jobAnswer
 		res[ids[0]] = jobAnswer{s, err}
 		return res
 	}
-	alts := make([]string, len(ids))
-	for i, id := range ids {
-		alts[i] = string(id) // digits and _ only (ValidJobID): no regexp or shell meaning
-	}
-	// The controller's exit status travels as a last line, as grep's own
-	// would hide it; every job is one line with -o.
-	pattern := "^(JobId=(" + strings.Join(alts, "|") + ") |" + rcMark + ")"
+	// The ids are digits and _ only (ValidJobID): no regexp or shell
+	// meaning. The controller's exit status travels as a last line, as
+	// grep's own would hide it; every job is one line with -o.
+	pattern := "^(JobId=(" + joinIDs(ids, "|") + ") |" + rcMark + ")"
 	cmd := "{ " + slurmEnv + "scontrol show job -o; echo " + rcMark + "$?; } | grep -E " + shellquote.Quote(pattern)
 	out, err := c.run(ctx, cmd)
 	lines := strings.Split(out.stdout, "\n")
@@ -323,28 +327,44 @@ func (c *Client) queryMany(ctx context.Context, ids []JobID) map[JobID]jobAnswer
 	}
 	var forgotten []JobID
 	for _, id := range ids {
-		var mine []string
-		for _, l := range lines {
-			if strings.HasPrefix(l, "JobId="+string(id)+" ") {
-				mine = append(mine, l)
-			}
-		}
-		if len(mine) == 0 {
+		mine := linesOf(lines, "JobId="+string(id)+" ")
+		if mine == "" {
 			forgotten = append(forgotten, id)
 			continue
 		}
-		s, err := parseScontrol(id, strings.Join(mine, "\n"))
+		s, err := parseScontrol(id, mine)
 		res[id] = jobAnswer{s, err}
 	}
 	if len(forgotten) > 0 {
 		for id, a := range c.sacctMany(ctx, forgotten) {
 			if errors.Is(a.err, ErrAccountingDisabled) {
-				a.err = fmt.Errorf("job %s: slurmctld no longer knows it (finished jobs are forgotten after MinJobAge) and %w, so its final state cannot be read", id, a.err)
+				a.err = forgottenError(id, a.err)
 			}
 			res[id] = a
 		}
 	}
 	return res
+}
+
+// joinIDs joins job ids with sep.
+func joinIDs(ids []JobID, sep string) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = string(id)
+	}
+	return strings.Join(s, sep)
+}
+
+// linesOf is the lines that start with prefix (one job's, in an answer
+// about several), joined again.
+func linesOf(lines []string, prefix string) string {
+	var mine []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			mine = append(mine, l)
+		}
+	}
+	return strings.Join(mine, "\n")
 }
 
 // rcMark starts the line that carries a command's exit status through a
@@ -359,25 +379,16 @@ func (c *Client) sacctMany(ctx context.Context, ids []JobID) map[JobID]jobAnswer
 		res[ids[0]] = jobAnswer{s, err}
 		return res
 	}
-	list := make([]string, len(ids))
-	for i, id := range ids {
-		list[i] = string(id)
-	}
-	out, err := c.sacctRun(ctx, strings.Join(list, ","))
+	out, err := c.sacctRun(ctx, joinIDs(ids, ","))
 	if err != nil {
 		for _, id := range ids {
 			res[id] = jobAnswer{JobState{ID: id, Source: "sacct"}, err}
 		}
 		return res
 	}
+	lines := strings.Split(out, "\n")
 	for _, id := range ids {
-		var mine []string
-		for _, l := range strings.Split(out, "\n") {
-			if strings.HasPrefix(l, string(id)+"|") {
-				mine = append(mine, l)
-			}
-		}
-		s, err := parseSacct(id, strings.Join(mine, "\n"))
+		s, err := parseSacct(id, linesOf(lines, string(id)+"|"))
 		res[id] = jobAnswer{s, err}
 	}
 	return res

@@ -215,7 +215,7 @@ func (w *watcher) controllerInterval() time.Duration {
 	// queue behind each other) they are asked for as rarely as a running
 	// job's state: sacct still sees the start and a cancel while pending,
 	// and the output file tells the start within seconds.
-	if w.acct == accountingOn && w.sacctTrusted && w.cur.Known && (w.cur.State != "PENDING" || len(w.c.watched()) > 1) {
+	if w.acct == accountingOn && w.sacctTrusted && w.cur.Known && (w.cur.State != "PENDING" || w.c.watchCount() > 1) {
 		return sacctTrustedStretch * every
 	}
 	if w.acct == accountingOff && w.cur.Known && w.cur.State != "PENDING" {
