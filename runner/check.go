@@ -68,13 +68,10 @@ func CheckMany(ctx context.Context, tests []Settings, connect Connector) *Report
 	}
 	var order []string
 	byName := map[string]*seen{}
-	var largest *Plan
-	s0 := tests[0]
+	plans := make([]*Plan, len(tests))
 	for i, s := range tests {
 		r, p := checkWithoutCluster(ctx, s)
-		if p != nil && (largest == nil || p.Hardware.TotalNodes > largest.Hardware.TotalNodes) {
-			largest, s0 = p, s
-		}
+		plans[i] = p
 		for _, it := range r.Items {
 			e := byName[it.Name]
 			if e == nil {
@@ -105,7 +102,11 @@ func CheckMany(ctx context.Context, tests []Settings, connect Connector) *Report
 			}
 		}
 	}
-	checkOnCluster(ctx, out, s0, largest, connect)
+	s, p := tests[0], (*Plan)(nil)
+	if i := largestPlan(plans); i >= 0 {
+		s, p = tests[i], plans[i]
+	}
+	checkOnCluster(ctx, out, s, p, connect)
 	return out
 }
 

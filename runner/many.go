@@ -45,9 +45,10 @@ type RunSummary struct {
 	Ended      time.Time  `json:"runner_ended"`
 }
 
-// MultiDir is the run folder of a run of several tests, below the
-// workspace: inputs under tests/<test>/, results under results/<test>/.
-func MultiDir(workspace, runID string) string {
+// RunDir is a run's folder below the workspace. A run of several tests
+// keeps each test's inputs under tests/<test>/ and results under
+// results/<test>/ there.
+func RunDir(workspace, runID string) string {
 	return filepath.Join(workspace, "disagg-runner", runID)
 }
 
@@ -63,12 +64,11 @@ func MultiDir(workspace, runID string) string {
 // job was submitted.
 func RunMany(ctx context.Context, tests []Settings, opt Options, mo ManyOptions, connect Connector, con *Console) (*RunSummary, error) {
 	sum := &RunSummary{RunID: tests[0].RunID, Started: time.Now(),
-		ResultsDir: filepath.Join(MultiDir(tests[0].Workspace, tests[0].RunID), "results")}
+		ResultsDir: filepath.Join(RunDir(tests[0].Workspace, tests[0].RunID), "results")}
 	runs := make([]*run, len(tests))
 	for i, s := range tests {
 		runs[i] = &run{s: s, opt: opt, con: con.ForTest(s.Test, s.Test == mo.Follow),
 			out: &Outcome{RunID: s.RunID, Test: s.Test, PytestCode: -1, RunnerStarted: sum.Started, BuildURL: s.BuildURL}}
-		runs[i].multi = true
 		sum.Tests = append(sum.Tests, runs[i].out)
 	}
 	for _, st := range []struct {
@@ -97,7 +97,7 @@ func RunMany(ctx context.Context, tests []Settings, opt Options, mo ManyOptions,
 	// their configs, and the partition must hold the largest.
 	var cluster Cluster
 	var upload []string
-	err := r0stage(ctx, con, 4, "connect and check the cluster", func(ctx context.Context) error {
+	err := runStage(ctx, con, stage{4, "connect and check the cluster", func(ctx context.Context) error {
 		c, err := connect(ctx)
 		if err != nil {
 			report := &Report{}
@@ -105,16 +105,15 @@ func RunMany(ctx context.Context, tests []Settings, opt Options, mo ManyOptions,
 			return blocking(report, con)
 		}
 		cluster = c
-		largest := runs[0]
-		for _, r := range runs {
-			if r.plan.Hardware.TotalNodes > largest.plan.Hardware.TotalNodes {
-				largest = r
-			}
+		plans := make([]*Plan, len(runs))
+		for i, r := range runs {
+			plans[i] = r.plan
 		}
+		largest := runs[largestPlan(plans)]
 		report := &Report{}
 		upload = checkCluster(ctx, report, largest.s, largest.plan, c)
 		return blocking(report, con)
-	})
+	}})
 	if cluster != nil {
 		defer cluster.Close()
 	}
@@ -122,7 +121,7 @@ func RunMany(ctx context.Context, tests []Settings, opt Options, mo ManyOptions,
 		return sum, err
 	}
 	for _, r := range runs {
-		r.cluster, r.upload, r.clusterChecked = cluster, upload, true
+		r.cluster, r.upload = cluster, upload
 		r.out.Transport = cluster.String()
 	}
 
@@ -138,37 +137,13 @@ func RunMany(ctx context.Context, tests []Settings, opt Options, mo ManyOptions,
 	if e, ok := cluster.(interface{ ExpectJobs(int) }); ok {
 		e.ExpectJobs(len(runs))
 	}
-	var mu sync.Mutex
-	taken, waiting := 0, inSlurm
-	waveDone := make(chan struct{})
+	wave := newFirstWave(inSlurm)
 	var wg sync.WaitGroup
 	for _, r := range runs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.runQueued(ctx, slots, mo.Classify, func() (submitted func()) {
-				mu.Lock()
-				defer mu.Unlock()
-				if taken++; taken > inSlurm {
-					return func() {}
-				}
-				var once sync.Once
-				return func() {
-					once.Do(func() {
-						mu.Lock()
-						if waiting--; waiting == 0 {
-							close(waveDone)
-						}
-						mu.Unlock()
-					})
-					// An interrupt may keep part of the wave from ever
-					// submitting.
-					select {
-					case <-waveDone:
-					case <-ctx.Done():
-					}
-				}
-			})
+			r.runQueued(ctx, slots, mo.Classify, wave)
 		}()
 	}
 	wg.Wait()
@@ -259,25 +234,11 @@ func AttachMany(ctx context.Context, c Cluster, runID, resultsDir string, target
 	return sum
 }
 
-// r0stage is a stage of the run as a whole (not of one test).
-func r0stage(ctx context.Context, con *Console, n int, name string, do func(context.Context) error) error {
-	if err := context.Cause(ctx); err != nil {
-		return err
-	}
-	done := con.Stage(n, name)
-	err := do(ctx)
-	done(err)
-	return err
-}
-
 // runQueued takes one test of a run of several from the cluster side of
-// its checklist to its verdict, once a slot is free. A test that stops
-// before its verdict gets the exit code its error maps to.
-//
-// wave is called once the test holds a slot; the function it returns is
-// called once the job is submitted (or the test stopped) and waits for
-// the rest of the first wave.
-func (r *run) runQueued(ctx context.Context, slots chan struct{}, classify func(error) int, wave func() (submitted func())) {
+// its checklist to its verdict, once a slot is free, following its job
+// once the rest of the first wave is submitted. A test that stops before
+// its verdict gets the exit code its error maps to.
+func (r *run) runQueued(ctx context.Context, slots chan struct{}, classify func(error) int, wave *firstWave) {
 	submitted := func() {}
 	stop := func(err error) {
 		submitted()
@@ -295,7 +256,7 @@ func (r *run) runQueued(ctx context.Context, slots chan struct{}, classify func(
 		return
 	}
 	defer func() { <-slots }()
-	submitted = wave()
+	submitted = wave.join(ctx)
 	for _, st := range []stage{{4, "upload", r.prepare}, {5, "submit", r.submit}} {
 		if err := r.stage(ctx, st); err != nil {
 			stop(err)
@@ -307,6 +268,48 @@ func (r *run) runQueued(ctx context.Context, slots chan struct{}, classify func(
 		// The verdict was reached (a result file whose secrets could not
 		// be masked): its code stands.
 		r.con.Log.Error(err.Error())
+	}
+}
+
+// firstWave holds back the following of the first wave's jobs (the tests
+// that got a slot at once) until each of them is submitted or stopped.
+type firstWave struct {
+	mu      sync.Mutex
+	joined  int // tests that took a slot so far
+	size    int
+	waiting int // tests of the wave not submitted or stopped yet
+	done    chan struct{}
+}
+
+func newFirstWave(size int) *firstWave {
+	return &firstWave{size: size, waiting: size, done: make(chan struct{})}
+}
+
+// join is called by a test once it holds a slot. The function returned is
+// called once its job is submitted (or the test stopped), and waits for
+// the rest of the wave; a test after the wave waits for nothing.
+func (w *firstWave) join(ctx context.Context) (submitted func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.joined++; w.joined > w.size {
+		return func() {}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(w.arrive)
+		// An interrupt may keep part of the wave from ever submitting.
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+		}
+	}
+}
+
+func (w *firstWave) arrive() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.waiting--; w.waiting == 0 {
+		close(w.done)
 	}
 }
 

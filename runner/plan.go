@@ -71,12 +71,12 @@ func planPaths(s Settings) *Plan {
 	if p.StageName == "" {
 		p.StageName = s.ConfigName
 	}
-	p.LocalDir = filepath.Join(s.Workspace, "disagg-runner", s.RunID)
+	p.LocalDir = RunDir(s.Workspace, s.RunID)
 	p.ResultsDir = filepath.Join(p.LocalDir, "results")
 	p.JobWorkspace = path.Join(s.ClusterWork, s.RunID)
 	if s.Test != "" {
-		p.LocalDir = filepath.Join(MultiDir(s.Workspace, s.RunID), "tests", s.Test)
-		p.ResultsDir = filepath.Join(MultiDir(s.Workspace, s.RunID), "results", s.Test)
+		p.LocalDir = filepath.Join(RunDir(s.Workspace, s.RunID), "tests", s.Test)
+		p.ResultsDir = filepath.Join(RunDir(s.Workspace, s.RunID), "results", s.Test)
 		p.JobWorkspace = path.Join(s.ClusterWork, s.RunID, s.Test)
 	}
 	return p
@@ -307,6 +307,18 @@ func (p *Plan) localPath(s Settings, nodePath string) (string, bool) {
 		return "", false
 	}
 	return filepath.Join(s.TRTLLMDir, rel), true
+}
+
+// largestPlan is the index of the plan with the most nodes (the first of
+// them; nil plans left out), -1 when there is none.
+func largestPlan(plans []*Plan) int {
+	best := -1
+	for i, p := range plans {
+		if p != nil && (best < 0 || p.Hardware.TotalNodes > plans[best].Hardware.TotalNodes) {
+			best = i
+		}
+	}
+	return best
 }
 
 // jobNameSource is what the job is named after: the run id, and the test

@@ -30,17 +30,15 @@ type run struct {
 	launch  *launch.Result
 	cluster Cluster
 	upload  []string // node paths of scripts the cluster's checkout lacks
-	// clusterChecked: the run's cluster half of the checklist is done
-	// (RunMany does it once for all its tests).
-	clusterChecked bool
-	id             sbatch.JobID
-	out            *Outcome
-	job            *jobRun // stages 6-8, once they began
-
-	// multi: one test of a run of several (RunMany), which owns the
-	// connection and prints the one table at the end.
-	multi bool
+	id      sbatch.JobID
+	out     *Outcome
+	job     *jobRun // stages 6-8, once they began
 }
+
+// inList reports whether the run is one test of a run of several
+// (RunMany), which owns the connection, checks the cluster once for all
+// its tests and prints the one table at the end.
+func (r *run) inList() bool { return r.s.Test != "" }
 
 // stage is one step of the pipeline, numbered as in PIPELINE.md.
 type stage struct {
@@ -79,13 +77,16 @@ func Run(ctx context.Context, s Settings, opt Options, connect Connector, con *C
 	return r.out, r.finish(ctx)
 }
 
-// stage runs one stage between its header and its end line. A signal
-// before submission stops the run at the next stage boundary.
-func (r *run) stage(ctx context.Context, st stage) error {
+// stage runs one stage between its header and its end line.
+func (r *run) stage(ctx context.Context, st stage) error { return runStage(ctx, r.con, st) }
+
+// runStage runs a stage between its header and its end line on con. A
+// signal before submission stops the run at the next stage boundary.
+func runStage(ctx context.Context, con *Console, st stage) error {
 	if err := context.Cause(ctx); err != nil {
 		return err
 	}
-	done := r.con.Stage(st.n, st.name)
+	done := con.Stage(st.n, st.name)
 	err := st.do(ctx)
 	done(err)
 	return err
@@ -242,7 +243,7 @@ func (r *run) connectAndUpload(ctx context.Context) error {
 // then the job workspace.
 func (r *run) prepare(ctx context.Context) error {
 	c := r.cluster
-	if !r.clusterChecked {
+	if !r.inList() {
 		report := &Report{}
 		r.upload = checkCluster(ctx, report, r.s, r.plan, c)
 		if err := blocking(report, r.con); err != nil {
@@ -348,7 +349,7 @@ func (r *run) submit(ctx context.Context) error {
 func (r *run) finish(ctx context.Context) error {
 	j := &jobRun{cluster: r.cluster, id: r.id, ws: r.plan.JobWorkspace, resultsDir: r.plan.ResultsDir,
 		testID: r.plan.Files.TestID, concurrency: r.plan.Config.Benchmark.Concurrency, opt: r.opt, con: r.con, out: r.out,
-		noTable: r.multi}
+		noTable: r.inList()}
 	r.job = j
 	return j.finish(ctx)
 }

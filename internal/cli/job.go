@@ -50,7 +50,7 @@ func (c *attachCmd) Run(ctx context.Context, env Env, g *globals, res *result) e
 	results := env.abs(c.Results)
 	if len(jobs) > 1 || jobs[0].test != "" {
 		if results == "" {
-			results = filepath.Join(runner.MultiDir(c.workspace(env), c.JobID), "results")
+			results = filepath.Join(runner.RunDir(c.workspace(env), c.JobID), "results")
 		}
 		targets := make([]runner.AttachTarget, len(jobs))
 		for i, j := range jobs {
@@ -66,7 +66,7 @@ func (c *attachCmd) Run(ctx context.Context, env Env, g *globals, res *result) e
 	switch {
 	case results != "":
 	case !sbatch.ValidJobID(c.JobID): // a run of one, by its run id: its own results folder
-		results = filepath.Join(runner.MultiDir(c.workspace(env), c.JobID), "results")
+		results = filepath.Join(runner.RunDir(c.workspace(env), c.JobID), "results")
 	default:
 		results = env.abs(filepath.Join("disagg-runner", "attach-"+c.JobID, "results"))
 	}

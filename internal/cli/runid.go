@@ -40,7 +40,7 @@ func jobsOrRun(arg string, env Env, rf runFlags) ([]recordedJob, error) {
 	if runner.CheckRunID(arg) != nil {
 		return nil, badInput(fmt.Errorf("JOBID %q: expected a Slurm job id such as 12345 or a run id (the folder name under <workspace>/disagg-runner/)", arg))
 	}
-	dir := runner.MultiDir(rf.workspace(env), arg)
+	dir := runner.RunDir(rf.workspace(env), arg)
 	var jobs []recordedJob
 	read := func(test, file string) error {
 		b, err := os.ReadFile(file)
