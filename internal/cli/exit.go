@@ -72,6 +72,15 @@ func exitCode(ctx context.Context, out *runner.Outcome, err error) (code int, us
 	return exitcode.InternalFailure, false
 }
 
+// classify is exitCode for one test of a run of several that stopped
+// before its verdict (runner.ManyOptions.Classify).
+func classify(ctx context.Context) func(error) int {
+	return func(err error) int {
+		code, _ := exitCode(ctx, nil, err)
+		return code
+	}
+}
+
 // usageError is a command line or input the user must fix (exit 11).
 type usageError struct{ err error }
 

@@ -48,26 +48,20 @@ func (c *attachCmd) Run(ctx context.Context, env Env, g *globals, res *result) e
 	defer cluster.Close()
 	opt := runner.Options{FollowRoles: c.FollowRoles, Perf: po, FailOnRegression: c.FailOnRegression}
 	results := env.abs(c.Results)
+	if results == "" && !sbatch.ValidJobID(c.JobID) {
+		// By its run id: the run's own results folder.
+		results = filepath.Join(runner.RunDir(c.workspace(env), c.JobID), "results")
+	}
 	if len(jobs) > 1 || jobs[0].test != "" {
-		if results == "" {
-			results = filepath.Join(runner.RunDir(c.workspace(env), c.JobID), "results")
-		}
 		targets := make([]runner.AttachTarget, len(jobs))
 		for i, j := range jobs {
 			targets[i] = runner.AttachTarget{Test: j.test, ID: j.id}
 		}
-		mo := runner.ManyOptions{Follow: c.Follow, Classify: func(err error) int {
-			code, _ := exitCode(ctx, nil, err)
-			return code
-		}}
+		mo := runner.ManyOptions{Follow: c.Follow, Classify: classify(ctx)}
 		res.many = runner.AttachMany(ctx, cluster, c.JobID, results, targets, opt, mo, con)
 		return nil
 	}
-	switch {
-	case results != "":
-	case !sbatch.ValidJobID(c.JobID): // a run of one, by its run id: its own results folder
-		results = filepath.Join(runner.RunDir(c.workspace(env), c.JobID), "results")
-	default:
+	if results == "" {
 		results = env.abs(filepath.Join("disagg-runner", "attach-"+c.JobID, "results"))
 	}
 	res.outcome, err = runner.Attach(ctx, cluster, id, c.JobWorkspace, results, opt, con)

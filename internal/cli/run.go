@@ -59,10 +59,7 @@ func (c *runCmd) Run(ctx context.Context, env Env, g *globals, res *result) erro
 	if err != nil {
 		return err
 	}
-	mo := runner.ManyOptions{MaxJobs: c.MaxJobs, Follow: c.Follow, Classify: func(err error) int {
-		code, _ := exitCode(ctx, nil, err)
-		return code
-	}}
+	mo := runner.ManyOptions{MaxJobs: c.MaxJobs, Follow: c.Follow, Classify: classify(ctx)}
 	// Each job's log, sentinel and Slurm polls are commands of their own
 	// (only the Slurm queries are shared): more helper shells keep them
 	// off fresh sessions, each of which costs a login shell.
