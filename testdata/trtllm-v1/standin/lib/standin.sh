@@ -11,25 +11,24 @@
 # ends with NAME (disagg-runner names a test's job after the run and the
 # test), so that each test of the list can behave differently.
 standin_load_knobs() {
-    local envFile="$1/standin.env" perJob name
-    if [ -f "$envFile" ]; then
-        set -a
-        # shellcheck disable=SC1090
-        . "$envFile"
-        set +a
-    fi
+    local perJob name
+    standin_source_knobs "$1/standin.env"
     for perJob in "$1"/standin.d/*.env; do
-        [ -f "$perJob" ] || continue
         name=$(basename "$perJob" .env)
         case ${SLURM_JOB_NAME:-} in
-            *"$name")
-                set -a
-                # shellcheck disable=SC1090
-                . "$perJob"
-                set +a
-                ;;
+            *"$name") standin_source_knobs "$perJob" ;;
         esac
     done
+}
+
+# Source a knob file, when there is one, exporting what it assigns.
+standin_source_knobs() {
+    if [ -f "$1" ]; then
+        set -a
+        # shellcheck disable=SC1090
+        . "$1"
+        set +a
+    fi
 }
 
 # Node names come from slurmd so that four slurmd daemons on one machine still
