@@ -623,11 +623,17 @@ func TestRunRequeueRestartsLog(t *testing.T) {
 	release() // the second run may end
 	r := run.wait()
 	if r.code != 0 {
-		t.Fatalf("exit %d, want 0", r.code)
+		t.Fatalf("exit %d, want 0; the job log's end:\n%s", r.code, lastLines(r.stdout, 40))
 	}
 	if !strings.Contains(r.stdout, "was truncated") {
 		t.Errorf("no truncation marker in the streamed log")
 	}
+}
+
+// lastLines is the end of a log, for a failure's message.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // TestRunSurvivesDroppedConnection kills the login node's sshd process of
