@@ -306,6 +306,22 @@ func (j *job) slurm(args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// notCancelled says why Slurm does not show job id as cancelled, or "".
+// The controller's JobState says COMPLETING until Slurm has stopped every
+// process of the job, which takes until KillWait (30 s) when a kill racing
+// a step's launch missed one; accounting has recorded CANCELLED by then.
+func (j *job) notCancelled(id string) string {
+	ctl := j.slurm("scontrol", "show", "job", "-o", id)
+	if strings.Contains(ctl, "JobState=CANCELLED ") {
+		return ""
+	}
+	acct := j.slurm("sacct", "-X", "-n", "-P", "-o", "State", "-j", id)
+	if strings.HasPrefix(acct, "CANCELLED") {
+		return ""
+	}
+	return fmt.Sprintf("job %s not CANCELLED: accounting says %q, the controller: %s\nSlurm's logs:\n%s", id, acct, ctl, testcluster.SlurmLog(j.env, id))
+}
+
 func (j *job) waitState(id, want string, timeout time.Duration) {
 	j.t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -557,8 +573,8 @@ func TestRunSIGTERMCancelsJob(t *testing.T) {
 			if r.code != 143 {
 				t.Fatalf("exit %d, want 143", r.code)
 			}
-			if out := j.slurm("scontrol", "show", "job", "-o", id); !strings.Contains(out, "JobState=CANCELLED") {
-				t.Errorf("job not CANCELLED in Slurm: %s", out)
+			if why := j.notCancelled(id); why != "" {
+				t.Error(why)
 			}
 		})
 	}
@@ -614,16 +630,17 @@ func TestRunRequeueRestartsLog(t *testing.T) {
 		t.Logf("scontrol requeue: %s", out)
 	}
 	// A requeued job waits about two minutes (BeginTime) before it may
-	// start again; an operator's "start it now", once it is pending again,
-	// keeps the test short.
-	j.waitState(id, "PENDING", patience)
+	// start again; an operator's "start it now", once it is pending again
+	// and its first run's steps are gone (see requeueSettled), keeps the
+	// test short.
+	j.requeueSettled(id, patience)
 	if out := j.slurm("scontrol", "update", "JobId="+id, "StartTime=now"); out != "" {
 		t.Logf("scontrol update: %s", out)
 	}
 	release() // the second run may end
 	r := run.wait()
 	if r.code != 0 {
-		t.Fatalf("exit %d, want 0; the job log's end:\n%s", r.code, lastLines(r.stdout, 40))
+		t.Fatalf("exit %d, want 0; the job log's end:\n%s\nSlurm's logs:\n%s", r.code, lastLines(r.stdout, 40), testcluster.SlurmLog(j.env, id))
 	}
 	if !strings.Contains(r.stdout, "was truncated") {
 		t.Errorf("no truncation marker in the streamed log")
@@ -1039,8 +1056,8 @@ func TestRunSignalDuringSubmission(t *testing.T) {
 		t.Fatalf("exit %d, want 143", r.code)
 	}
 	id := j.jobID(5 * time.Second)
-	if out := j.slurm("scontrol", "show", "job", "-o", id); !strings.Contains(out, "JobState=CANCELLED") {
-		t.Errorf("job %s was left behind: %s", id, out)
+	if why := j.notCancelled(id); why != "" {
+		t.Errorf("job %s was left behind: %s", id, why)
 	}
 }
 

@@ -91,7 +91,11 @@ func (j *jobRun) followStage(ctx context.Context) error {
 			j.con.Log.Error("cancel not confirmed", "job", j.id, "err", cerr)
 		} else {
 			final, err = st, nil
-			j.con.Log.Info("job cancelled", "job", j.id, "state", st.State)
+			if st.Completing {
+				j.con.Log.Warn("job cancelled; Slurm is still stopping its processes", "job", j.id, "state", st.State, "nodes", st.NodeList)
+			} else {
+				j.con.Log.Info("job cancelled", "job", j.id, "state", st.State)
+			}
 		}
 	} else if err != nil {
 		// The job's end could not be learned; what it left is still worth

@@ -222,13 +222,54 @@ func TestClusterCancel(t *testing.T) {
 	start := time.Now()
 	final, err := c.Cancel(ctx, id)
 	if err != nil || final.State != "CANCELLED" || !final.Terminal() {
-		t.Fatalf("%+v %v", final, err)
+		t.Fatalf("%+v %v\nSlurm's logs:\n%s", final, err, testcluster.SlurmLog(env, string(id)))
 	}
 	t.Logf("cancel confirmed in %s: %+v", time.Since(start).Round(time.Millisecond), final)
 
 	// Cancelling again is silent and still confirms.
 	if again, err := c.Cancel(ctx, id); err != nil || again.State != "CANCELLED" {
 		t.Errorf("second cancel: %+v %v", again, err)
+	}
+}
+
+// TestClusterCancelJobIgnoringSIGTERM: a job that ignores SIGTERM stays
+// COMPLETING until KillWait (30 s on the test cluster) ends it with
+// SIGKILL, and so does a job whose processes a racing kill missed. Cancel
+// does not wait for that: with accounting it returns the end accounting
+// recorded, without accounting the controller's COMPLETING once its
+// patience is over (or the final state, should KillWait end first).
+func TestClusterCancelJobIgnoringSIGTERM(t *testing.T) {
+	env := cluster(t)
+	t.Parallel()
+	ws := workspace(t)
+	jobScript(t, env, ws, "#SBATCH --nodes=1", `trap '' TERM; touch "$WS/ignoring"; while :; do sleep 1; done`)
+	c := &Client{T: transport.Local{}, Logf: logTo(t), Policy: Policy{FastPoll: 200 * time.Millisecond}}
+	ctx := testContext(t, 2*time.Minute)
+	id, err := c.Submit(ctx, ws, "launch.sh", "job-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the job to ignore SIGTERM", func() bool {
+		_, err := os.Stat(filepath.Join(ws, "ignoring"))
+		return err == nil
+	})
+	final, err := c.Cancel(ctx, id)
+	if err != nil {
+		t.Fatalf("%+v %v", final, err)
+	}
+	t.Logf("cancel returned %+v", final)
+	if env["TESTCLUSTER_ACCOUNTING"] == "0" {
+		if !(final.State == "COMPLETING" && final.Completing) && !(final.State == "CANCELLED" && !final.Completing) {
+			t.Fatalf("got %s (completing %v), want COMPLETING with Completing set, or CANCELLED", final.State, final.Completing)
+		}
+		return
+	}
+	if final.State != "CANCELLED" || final.Source != "sacct" || !final.Completing || final.NodeList == "" {
+		t.Fatalf("got %s from %s (completing %v on %q), want CANCELLED from sacct, completing on the job's node", final.State, final.Source, final.Completing, final.NodeList)
+	}
+	// Completing was true to the controller's face: it still says so.
+	if s, err := c.scontrol(ctx, id); err != nil || s.State != "COMPLETING" {
+		t.Errorf("the controller now says %+v %v; KillWait (30 s) cannot have passed yet", s, err)
 	}
 }
 

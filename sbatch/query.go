@@ -95,7 +95,17 @@ const cancelConfirmTimeout = 30 * time.Second
 // Cancel asks Slurm to cancel the job and confirms that it ended: scancel
 // exits 0 and says nothing for an unknown or finished job, so only the
 // job's state tells. It returns the last state seen; an error when the job
-// was still not terminal after cancelConfirmTimeout (or ctx ended).
+// had not ended after cancelConfirmTimeout (or ctx ended).
+//
+// A job the controller shows as COMPLETING has ended: Slurm has recorded
+// its end and is only stopping what is left of its processes, which takes
+// until KillWait for a process that ignores SIGTERM, and longer for one a
+// racing kill missed (slurmstepd then waits for the step's output to close,
+// 60 s). Cancel does not wait for that: it takes the end state accounting
+// recorded (sacct says "CANCELLED by UID" while the controller still says
+// COMPLETING) and returns it with Completing set. Without accounting it
+// waits for the controller's final state until cancelConfirmTimeout and
+// then returns the COMPLETING state, also with Completing set and no error.
 func (c *Client) Cancel(ctx context.Context, id JobID) (JobState, error) {
 	out, err := c.run(ctx, "scancel "+shellquote.Quote(string(id)))
 	if err != nil {
@@ -109,6 +119,7 @@ func (c *Client) Cancel(ctx context.Context, id JobID) (JobState, error) {
 	wait := c.Policy.fastPoll() / 2
 	var last JobState
 	var lastErr error
+	accounting := true
 	for {
 		s, err := c.Query(ctx, id)
 		if err == nil {
@@ -121,6 +132,15 @@ func (c *Client) Cancel(ctx context.Context, id JobID) (JobState, error) {
 				// nothing to cancel or to wait for.
 				return s, fmt.Errorf("cancel job %s: %w", id, ErrUnknownJob)
 			}
+			if s.State == "COMPLETING" && accounting {
+				rec, err := c.sacct(ctx, id)
+				switch {
+				case errors.Is(err, ErrAccountingDisabled):
+					accounting = false
+				case err == nil && rec.Terminal():
+					return recordedEnd(rec, s), nil
+				}
+			}
 		} else {
 			lastErr = err
 		}
@@ -128,6 +148,10 @@ func (c *Client) Cancel(ctx context.Context, id JobID) (JobState, error) {
 			return last, ctx.Err()
 		}
 		if time.Now().Add(wait).After(deadline) {
+			if lastErr == nil && last.State == "COMPLETING" {
+				last.Completing = true
+				return last, nil
+			}
 			if lastErr != nil {
 				return last, fmt.Errorf("cancel job %s: not confirmed within %s: %w", id, cancelConfirmTimeout, lastErr)
 			}
@@ -138,4 +162,15 @@ func (c *Client) Cancel(ctx context.Context, id JobID) (JobState, error) {
 		}
 		wait = min(2*wait, 4*c.Policy.fastPoll())
 	}
+}
+
+// recordedEnd is the end accounting recorded for a job the controller
+// still shows as COMPLETING on the nodes in ctl.NodeList.
+func recordedEnd(rec, ctl JobState) JobState {
+	rec.Completing = true
+	rec.NodeList = ctl.NodeList
+	rec.Restarts = ctl.Restarts
+	rec.Requeueable = ctl.Requeueable
+	rec.StdOut = ctl.StdOut
+	return rec
 }

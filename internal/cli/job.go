@@ -195,7 +195,11 @@ func (c *cancelCmd) Run(ctx context.Context, env Env) error {
 		st, err := results[i].st, results[i].err
 		switch {
 		case err == nil:
-			fmt.Fprintf(env.Stdout, "%sjob %s: %s (confirmed from %s)\n", name, j.id, st.State, st.Source)
+			still := ""
+			if st.Completing {
+				still = "; Slurm is still stopping its processes on " + st.NodeList
+			}
+			fmt.Fprintf(env.Stdout, "%sjob %s: %s (confirmed from %s%s)\n", name, j.id, st.State, st.Source, still)
 		case len(jobs) > 1 && errors.Is(err, sbatch.ErrUnknownJob):
 			fmt.Fprintf(env.Stdout, "%sjob %s: unknown to Slurm (nothing to cancel)\n", name, j.id)
 		case errors.Is(err, sbatch.ErrUnknownJob):

@@ -89,3 +89,37 @@ func load() {
 		err = fmt.Errorf("the test cluster does not answer (sinfo: %v: %s); start it with scripts/testcluster up", e, out)
 	}
 }
+
+// SlurmLog is what slurmctld and the slurmds logged about one job (its
+// last lines), for a failing test to show why Slurm did what it did: the
+// test cluster's logs are gone with the CI machine.
+func SlurmLog(env map[string]string, id string) string {
+	if id == "" || env["TESTCLUSTER_STATE"] == "" {
+		return ""
+	}
+	mentions := regexp.MustCompile(`JobId=` + regexp.QuoteMeta(id) + `\b|\b[Jj]ob ` + regexp.QuoteMeta(id) + `\b|\[` + regexp.QuoteMeta(id) + `\.|StepId=` + regexp.QuoteMeta(id) + `\.`)
+	files, _ := filepath.Glob(filepath.Join(env["TESTCLUSTER_STATE"], "log", "slurm*.log"))
+	var b strings.Builder
+	for _, f := range files {
+		data, e := os.ReadFile(f)
+		if e != nil {
+			continue
+		}
+		var hits []string
+		for _, line := range strings.Split(string(data), "\n") {
+			if mentions.MatchString(line) {
+				hits = append(hits, line)
+			}
+		}
+		if len(hits) > 25 {
+			hits = hits[len(hits)-25:]
+		}
+		for _, h := range hits {
+			fmt.Fprintf(&b, "%s: %s\n", filepath.Base(f), h)
+		}
+	}
+	if b.Len() == 0 {
+		return "(Slurm's logs say nothing about job " + id + ")\n"
+	}
+	return b.String()
+}
