@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,6 +174,18 @@ func TestRunList(t *testing.T) {
 	// their test.
 	if strings.Contains(r.stdout, "standin log") || !strings.Contains(r.stderr, "lc_2nodes_fails") {
 		t.Errorf("stdout should hold no job log and stderr should name the tests\n--- stdout:\n%s", r.stdout)
+	}
+	// Not on a terminal, stdout is the board's plain lines: each test's
+	// state changes, in order, ending with its verdict.
+	for i, c := range cases {
+		verdict := "PASSED"
+		if c.want != 0 {
+			verdict = fmt.Sprintf("EXIT %d", c.want)
+		}
+		re := regexp.MustCompile(`(?s)` + c.name + `: SUBMITTED job ` + s.Tests[i].JobID + `\n.*` + c.name + `: RUNNING on node.*` + c.name + `: ` + verdict + ` `)
+		if !re.MatchString(r.stdout) {
+			t.Errorf("stdout has no SUBMITTED, RUNNING, %s sequence for %s:\n%s", verdict, c.name, r.stdout)
+		}
 	}
 	var suites struct {
 		Failures int `xml:"failures,attr"`

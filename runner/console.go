@@ -28,6 +28,9 @@ type Console struct {
 	// they are masked in everything the console writes.
 	Secrets []string
 	mu      sync.Mutex
+	// row is the test's line on the board of a run of several (nil:
+	// none); it sees the job's states, its log and its verdict.
+	row *BoardRow
 }
 
 // NewConsole makes a console writing runner lines to logw (text or JSON)
@@ -62,12 +65,21 @@ func NewConsole(out, logw io.Writer, jsonFormat bool, secrets []string) *Console
 // prefixed with the test's name, and its job log goes to stdout only
 // when it is the one followed (each log is kept in its results folder
 // either way).
-func (c *Console) ForTest(name string, follow bool) *Console {
-	t := &Console{Log: c.Log.WithPrefix(name), Out: io.Discard, Err: c.Err, json: c.json, Secrets: c.Secrets}
+//
+// row, when not nil, is the test's line on the run's board.
+func (c *Console) ForTest(name string, follow bool, row *BoardRow) *Console {
+	t := &Console{Log: c.Log.WithPrefix(name), Out: io.Discard, Err: c.Err, json: c.json, Secrets: c.Secrets, row: row}
 	if follow {
 		t.Out = c.Out
 	}
 	return t
+}
+
+// decided puts a test's verdict on its board line, if it has one.
+func (c *Console) decided(o *Outcome) {
+	if c.row != nil {
+		c.row.decided(o.ExitCode, o.Reason)
+	}
 }
 
 // Stage logs a stage header and returns a function that logs its end with

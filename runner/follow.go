@@ -49,10 +49,14 @@ func (j *jobRun) startStreams(ctx context.Context, stop <-chan struct{}) (wait f
 		jobLog = lw
 	}
 	keep := j.keepJobLog()
+	sinks := []io.Writer{jobLog, keep}
+	if j.con.row != nil {
+		sinks = append(sinks, j.con.row)
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_, err := j.cluster.Follow(ctx, path.Join(j.ws, prefix.JobLogName), io.MultiWriter(jobLog, keep), stop)
+		_, err := j.cluster.Follow(ctx, path.Join(j.ws, prefix.JobLogName), io.MultiWriter(sinks...), stop)
 		if err != nil && ctx.Err() == nil {
 			j.con.Log.Warn("job log streaming stopped", "err", err)
 		}
@@ -146,6 +150,9 @@ func (s *stateReporter) changed(st sbatch.JobState) {
 	s.mu.Unlock()
 	if same {
 		return
+	}
+	if s.con.row != nil {
+		s.con.row.changed(st)
 	}
 	switch {
 	case st.Held():

@@ -135,6 +135,7 @@ func (j *jobRun) decide() error {
 	v := verdict.Decide(j.ev)
 	o := j.out
 	o.ExitCode, o.PytestCode, o.PytestSource, o.Reason = v.Code, v.PytestCode, v.Source, v.Reason
+	j.con.decided(o)
 	o.RunnerEnded = time.Now()
 	err := writeSummary(j.resultsDir, o)
 	if err != nil {

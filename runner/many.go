@@ -26,6 +26,9 @@ type ManyOptions struct {
 	// Follow names the test whose job log streams to stdout ("": none;
 	// each log goes to its results folder only).
 	Follow string
+	// Board, when not nil, shows each test's status on stdout (see
+	// Board); Follow must be "" then.
+	Board *Board
 	// Classify maps an error that stopped one test before its verdict
 	// (sbatch's refusal, a lost cluster) to its exit code: the CLI's one
 	// mapping, so that a test's code is what a run of it alone would exit
@@ -67,7 +70,7 @@ func RunMany(ctx context.Context, tests []Settings, opt Options, mo ManyOptions,
 		ResultsDir: filepath.Join(RunDir(tests[0].Workspace, tests[0].RunID), "results")}
 	runs := make([]*run, len(tests))
 	for i, s := range tests {
-		runs[i] = &run{s: s, opt: opt, con: con.ForTest(s.Test, s.Test == mo.Follow),
+		runs[i] = &run{s: s, opt: opt, con: con.ForTest(s.Test, s.Test == mo.Follow, mo.row(s.Test)),
 			out: &Outcome{RunID: s.RunID, Test: s.Test, PytestCode: -1, RunnerStarted: sum.Started, BuildURL: s.BuildURL}}
 		sum.Tests = append(sum.Tests, runs[i].out)
 	}
@@ -138,6 +141,7 @@ func RunMany(ctx context.Context, tests []Settings, opt Options, mo ManyOptions,
 		e.ExpectJobs(len(runs))
 	}
 	wave := newFirstWave(inSlurm)
+	mo.startBoard()
 	var wg sync.WaitGroup
 	for _, r := range runs {
 		wg.Add(1)
@@ -147,6 +151,7 @@ func RunMany(ctx context.Context, tests []Settings, opt Options, mo ManyOptions,
 		}()
 	}
 	wg.Wait()
+	mo.stopBoard()
 
 	jobs := make([]*jobRun, len(runs))
 	for i, r := range runs {
@@ -210,6 +215,11 @@ type AttachTarget struct {
 func AttachMany(ctx context.Context, c Cluster, runID, resultsDir string, targets []AttachTarget, opt Options, mo ManyOptions, con *Console) *RunSummary {
 	sum := &RunSummary{RunID: runID, Started: time.Now(), ResultsDir: resultsDir}
 	jobs := make([]*jobRun, len(targets))
+	rows := make([]*BoardRow, len(targets))
+	for i, t := range targets {
+		rows[i] = mo.row(t.Test)
+	}
+	mo.startBoard()
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		o := &Outcome{RunID: runID, Test: t.Test, JobID: string(t.ID), PytestCode: -1, RunnerStarted: sum.Started,
@@ -218,20 +228,42 @@ func AttachMany(ctx context.Context, c Cluster, runID, resultsDir string, target
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tcon := con.ForTest(t.Test, t.Test == mo.Follow)
+			tcon := con.ForTest(t.Test, t.Test == mo.Follow, rows[i])
 			j, err := attach(ctx, c, t.ID, "", o, opt, tcon, true)
 			jobs[i] = j
 			if err != nil && j == nil {
 				o.ExitCode, o.Reason, o.RunnerEnded = mo.Classify(err), err.Error(), time.Now()
 				tcon.Log.Error("could not follow the job", "job", t.ID, "exit_code", o.ExitCode, "err", err)
+				tcon.decided(o)
 			} else if err != nil {
 				tcon.Log.Error(err.Error())
 			}
 		}()
 	}
 	wg.Wait()
+	mo.stopBoard()
 	sum.finish(jobs, con)
 	return sum
+}
+
+// row adds a test's line to the board, if there is one.
+func (mo ManyOptions) row(test string) *BoardRow {
+	if mo.Board == nil {
+		return nil
+	}
+	return mo.Board.Row(test)
+}
+
+func (mo ManyOptions) startBoard() {
+	if mo.Board != nil {
+		mo.Board.Start()
+	}
+}
+
+func (mo ManyOptions) stopBoard() {
+	if mo.Board != nil {
+		mo.Board.Stop()
+	}
 }
 
 // runQueued takes one test of a run of several from the cluster side of
@@ -245,6 +277,7 @@ func (r *run) runQueued(ctx context.Context, slots chan struct{}, classify func(
 		o := r.out
 		o.ExitCode, o.Reason, o.RunnerEnded = classify(err), err.Error(), time.Now()
 		r.con.Log.Error("stopped before its verdict", "exit_code", o.ExitCode, "err", err)
+		r.con.decided(o)
 		if werr := writeSummary(r.plan.ResultsDir, o); werr != nil {
 			r.con.Log.Warn("could not write the summary", "err", werr)
 		}

@@ -338,6 +338,9 @@ func (r *run) submit(ctx context.Context) error {
 		r.id = id
 	}
 	r.out.JobID = string(r.id)
+	if r.con.row != nil {
+		r.con.row.submitted(r.id)
+	}
 	if err := atomicfile.Write(filepath.Join(r.plan.LocalDir, JobIDName), []byte(string(r.id)+"\n"), 0o644); err != nil {
 		r.con.Log.Warn("could not record the job id locally", "err", err)
 	}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charmbracelet/x/term"
+
 	"github.com/alecthomas/kong"
 	"github.com/charmbracelet/log"
 
@@ -252,3 +254,34 @@ func printError(env Env, g *globals, level, msg string) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// manyConsole is the console of a run of several tests, with its board on
+// stdout unless a test's log is followed there. The board is live on a
+// terminal; the runner's lines then scroll above it when stderr is the
+// terminal too.
+func (g *globals) manyConsole(env Env, follow string) (*runner.Console, *runner.Board) {
+	if follow != "" {
+		return g.console(env), nil
+	}
+	width, live := terminal(env.Stdout)
+	board := runner.NewBoard(env.Stdout, live, width)
+	logw := env.Stderr
+	if _, tty := terminal(env.Stderr); live && tty {
+		logw = board.Above(env.Stderr)
+	}
+	con := runner.NewConsole(env.Stdout, logw, g.LogFormat == "json", secrets(env))
+	if g.Debug {
+		con.Log.SetLevel(log.DebugLevel)
+	}
+	return con, board
+}
+
+// terminal reports whether w is a terminal, and its width.
+func terminal(w io.Writer) (width int, ok bool) {
+	f, isFile := w.(*os.File)
+	if !isFile || !term.IsTerminal(f.Fd()) {
+		return 0, false
+	}
+	width, _, _ = term.GetSize(f.Fd())
+	return width, true
+}

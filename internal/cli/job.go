@@ -57,7 +57,8 @@ func (c *attachCmd) Run(ctx context.Context, env Env, g *globals, res *result) e
 		for i, j := range jobs {
 			targets[i] = runner.AttachTarget{Test: j.test, ID: j.id}
 		}
-		mo := runner.ManyOptions{Follow: c.Follow, Classify: classify(ctx)}
+		con, board := g.manyConsole(env, c.Follow)
+		mo := runner.ManyOptions{Follow: c.Follow, Board: board, Classify: classify(ctx)}
 		res.many = runner.AttachMany(ctx, cluster, c.JobID, results, targets, opt, mo, con)
 		return nil
 	}

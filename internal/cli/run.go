@@ -59,7 +59,8 @@ func (c *runCmd) Run(ctx context.Context, env Env, g *globals, res *result) erro
 	if err != nil {
 		return err
 	}
-	mo := runner.ManyOptions{MaxJobs: c.MaxJobs, Follow: c.Follow, Classify: classify(ctx)}
+	con, board := g.manyConsole(env, c.Follow)
+	mo := runner.ManyOptions{MaxJobs: c.MaxJobs, Follow: c.Follow, Board: board, Classify: classify(ctx)}
 	// Each job's log, sentinel and Slurm polls are commands of their own
 	// (only the Slurm queries are shared): more helper shells keep them
 	// off fresh sessions, each of which costs a login shell.
