@@ -92,20 +92,28 @@ func (c *Client) sacctRun(ctx context.Context, list string) (string, error) {
 // have to wait for in full.
 const cancelConfirmTimeout = 30 * time.Second
 
+// completingPatience is how long Cancel waits for a COMPLETING job's
+// final state before it takes accounting's record: long enough for an
+// ordinary cleanup, so that a job is gone from squeue when Cancel returns
+// (a retried run then submits anew instead of following it), and well
+// below KillWait's default of 30 s.
+const completingPatience = 10 * time.Second
+
 // Cancel asks Slurm to cancel the job and confirms that it ended: scancel
 // exits 0 and says nothing for an unknown or finished job, so only the
 // job's state tells. It returns the last state seen; an error when the job
 // had not ended after cancelConfirmTimeout (or ctx ended).
 //
 // A job the controller shows as COMPLETING has ended: Slurm has recorded
-// its end and is only stopping what is left of its processes, which takes
-// until KillWait for a process that ignores SIGTERM, and longer for one a
-// racing kill missed (slurmstepd then waits for the step's output to close,
-// 60 s). Cancel does not wait for that: it takes the end state accounting
-// recorded (sacct says "CANCELLED by UID" while the controller still says
-// COMPLETING) and returns it with Completing set. Without accounting it
-// waits for the controller's final state until cancelConfirmTimeout and
-// then returns the COMPLETING state, also with Completing set and no error.
+// its end and is only stopping what is left of its processes. That takes
+// a second or two, but until KillWait for a process that ignores SIGTERM,
+// and longer for one a racing kill missed (slurmstepd then waits for the
+// step's output to close, 60 s). Cancel waits completingPatience for the
+// final state; then it takes the end state accounting recorded (sacct
+// says "CANCELLED by UID" while the controller still says COMPLETING) and
+// returns it with Completing set. Without accounting it waits for the
+// controller's final state until cancelConfirmTimeout and then returns
+// the COMPLETING state, also with Completing set and no error.
 func (c *Client) Cancel(ctx context.Context, id JobID) (JobState, error) {
 	out, err := c.run(ctx, "scancel "+shellquote.Quote(string(id)))
 	if err != nil {
@@ -115,7 +123,8 @@ func (c *Client) Cancel(ctx context.Context, id JobID) (JobState, error) {
 		// Not fatal: the state below is what counts.
 		c.logf("scancel %s: %v", id, commandError("scancel", out, err))
 	}
-	deadline := time.Now().Add(cancelConfirmTimeout)
+	begin := time.Now()
+	deadline := begin.Add(cancelConfirmTimeout)
 	wait := c.Policy.fastPoll() / 2
 	var last JobState
 	var lastErr error
@@ -132,7 +141,7 @@ func (c *Client) Cancel(ctx context.Context, id JobID) (JobState, error) {
 				// nothing to cancel or to wait for.
 				return s, fmt.Errorf("cancel job %s: %w", id, ErrUnknownJob)
 			}
-			if s.State == "COMPLETING" && accounting {
+			if s.State == "COMPLETING" && accounting && time.Since(begin) >= completingPatience {
 				rec, err := c.sacct(ctx, id)
 				switch {
 				case errors.Is(err, ErrAccountingDisabled):
