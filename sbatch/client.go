@@ -49,11 +49,16 @@ type Client struct {
 	mu       sync.Mutex
 	watching map[JobID]int
 	expect   int // jobs to be watched together (ExpectJobs)
-	ctrl     sharedQuery[JobState]
-	acct     sharedQuery[JobState]
+	ctrl     sharedQuery[JobID, JobState]
+	acct     sharedQuery[JobID, JobState]
 	// The sentinel reads, and each watched job's files to read.
-	sentinels    sharedQuery[string]
+	sentinels    sharedQuery[JobID, string]
 	sentinelKeys map[JobID]string
+	// The job logs being followed (Follow), and their reads, shared once
+	// two or more are followed at once (a run of a test list).
+	following  int
+	followKeys map[string]string // each followed log's offset
+	logReads   sharedQuery[string, []byte]
 }
 
 // clock is the time as Watch sees it.

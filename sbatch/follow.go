@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"sort"
 	"strconv"
@@ -229,12 +230,21 @@ func retryable(err error) bool {
 // w receives the bytes as they are, not cut at line ends; a writer shared
 // with other output should buffer to whole lines.
 func (c *Client) Follow(ctx context.Context, path string, w io.Writer, stop <-chan struct{}) (int64, error) {
+	c.mu.Lock()
+	c.following++
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.following--
+		delete(c.followKeys, path)
+		c.mu.Unlock()
+	}()
 	f := &follower{path: path}
 	timer := pollTimer{fast: c.Policy.fastPoll(), slow: c.Policy.slowPoll()}
 	atLineStart := true
 	for {
 		stopped := closed(stop)
-		poll, err := c.readTo(ctx, f, w)
+		poll, err := c.readTo(ctx, f, w, stopped)
 		if err != nil && poll.fresh == 0 {
 			if ctx.Err() != nil {
 				return f.offset, ctx.Err()
@@ -289,7 +299,14 @@ func (c *Client) Follow(ctx context.Context, path string, w io.Writer, stop <-ch
 // readTo runs one poll for f: the file's size, then its bytes from
 // f.from() (at most followChunk new ones), the fresh ones passed on to w
 // as they arrive.
-func (c *Client) readTo(ctx context.Context, f *follower, w io.Writer) (*pollStream, error) {
+//
+// fresh: the read must start now (the last read after stop); otherwise,
+// with several logs followed, a shared read up to half a FastPoll old
+// serves.
+func (c *Client) readTo(ctx context.Context, f *follower, w io.Writer, fresh bool) (*pollStream, error) {
+	if c.followCount() >= 2 {
+		return c.readShared(ctx, f, w, fresh)
+	}
 	cmd := fmt.Sprintf(`f=%s
 [ -e "$f" ] || { echo missing; exit 0; }
 s=$(stat -L -c %%s -- "$f") || exit 1
@@ -471,4 +488,119 @@ done`, shellquote.Quote(dir), shellquote.Quote(pattern), from.String(), followMa
 		reads = append(reads, manyRead{name: string(name), size: size, data: data})
 	}
 	return reads, nil
+}
+
+// followCount is how many job logs this Client follows right now.
+func (c *Client) followCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.following
+}
+
+// readShared is readTo's poll when several logs are followed at once (the
+// jobs of a test list), in the way the watches share their Slurm queries
+// (shared.go): a poll takes its file's part of a shared read that started
+// no more than half a FastPoll ago, if there is one; otherwise it starts
+// one, which reads every followed file from its follower's offset in one
+// remote command (the polls that come within a quarter of FastPoll join
+// it). So one round trip serves the polls of all the logs. The answer is
+// what readTo's own command prints, handed over whole rather than
+// streamed (at most followChunk bytes per file).
+func (c *Client) readShared(ctx context.Context, f *follower, w io.Writer, fresh bool) (*pollStream, error) {
+	from := strconv.FormatInt(f.from(), 10)
+	c.mu.Lock()
+	if c.followKeys == nil {
+		c.followKeys = map[string]string{}
+	}
+	c.followKeys[f.path] = from
+	c.mu.Unlock()
+	others := func() map[string]string {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return maps.Clone(c.followKeys)
+	}
+	together := func(int) bool { return c.followCount() >= 2 }
+	maxAge := c.Policy.fastPoll() / 2
+	if fresh {
+		maxAge = 0
+	}
+	raw, _, err := c.logReads.get(ctx, time.Now(), f.path, from, maxAge, c.Policy.fastPoll()/4, others, together, sleep, c.readLogs)
+	poll := newPollStream(f, w)
+	if err != nil {
+		return poll, err
+	}
+	if _, err := poll.Write(raw); err != nil {
+		return poll, err
+	}
+	if !poll.headDone {
+		return poll, fmt.Errorf("read %s: no size in the answer", f.path)
+	}
+	// A read that another poll starts meanwhile reads on from here.
+	c.mu.Lock()
+	c.followKeys[f.path] = strconv.FormatInt(f.from(), 10)
+	c.mu.Unlock()
+	return poll, nil
+}
+
+// readLogs reads the files of one shared round, each from its offset
+// (keys: path → offset), in one remote command. Each file's answer is
+// what readTo's command prints for it: "missing", or its size and the
+// bytes from the offset (base64 on the wire, one line per file).
+func (c *Client) readLogs(ctx context.Context, keys map[string]string) map[string]result[[]byte] {
+	paths := sortedIDs(keys)
+	var cmd strings.Builder
+	fmt.Fprintf(&cmd, `r() {
+  [ -e "$2" ] || { echo "$1 missing"; return; }
+  s=$(stat -L -c %%s -- "$2") || { echo "$1 error"; return; }
+  n=$((s - $3)); [ "$n" -gt %d ] && n=%d
+  printf '%%s %%s ' "$1" "$s"
+  [ "$n" -gt 0 ] && dd if="$2" bs=1M iflag=skip_bytes,count_bytes skip="$3" count="$n" status=none | base64 -w0
+  echo
+}
+`, followChunk+overlap, followChunk+overlap)
+	for i, p := range paths {
+		fmt.Fprintf(&cmd, "r %d %s %s\n", i, shellquote.Quote(p), keys[p])
+	}
+	res := make(map[string]result[[]byte], len(paths))
+	fail := func(err error) map[string]result[[]byte] {
+		for _, p := range paths {
+			res[p] = result[[]byte]{err: err}
+		}
+		return res
+	}
+	var stdout, stderr bytes.Buffer
+	gctx, guard, release := guardStall(ctx, c.Policy.pollTimeout())
+	defer release()
+	if err := guard.err(ctx, c.T.Run(gctx, cmd.String(), nil, guard.wrap(&stdout), &stderr)); err != nil {
+		return fail(commandError(fmt.Sprintf("read %d job logs", len(paths)), output{"", stderr.String()}, err))
+	}
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		fields := strings.SplitN(line, " ", 3)
+		i, err := strconv.Atoi(fields[0])
+		if err != nil || i < 0 || i >= len(paths) || len(fields) < 2 {
+			return fail(fmt.Errorf("read %d job logs: malformed answer line %q", len(paths), firstChars(line, 100)))
+		}
+		p := paths[i]
+		switch {
+		case fields[1] == "missing":
+			res[p] = result[[]byte]{v: []byte("missing\n")}
+		case fields[1] == "error" || len(fields) != 3:
+			res[p] = result[[]byte]{err: fmt.Errorf("read %s: stat failed on the login node", p)}
+		default:
+			data, err := base64.StdEncoding.DecodeString(fields[2])
+			if err != nil {
+				return fail(fmt.Errorf("read %d job logs: malformed answer line %q", len(paths), firstChars(line, 100)))
+			}
+			res[p] = result[[]byte]{v: append([]byte(fields[1]+"\n"), data...)}
+		}
+	}
+	for _, p := range paths {
+		if _, ok := res[p]; !ok {
+			res[p] = result[[]byte]{err: fmt.Errorf("read %s: no answer for it in the shared read", p)}
+		}
+	}
+	return res
 }

@@ -478,3 +478,67 @@ func TestFollowManyAbandonsStalledRead(t *testing.T) {
 		t.Errorf("the abandoned read was not logged: %q", firstChars(logs.String(), 500))
 	}
 }
+
+// TestFollowSeveralLogsShareReads: three logs followed at once, growing
+// between reads, come out whole and in order, and their polls are served
+// by shared reads: one remote command reads all three files.
+func TestFollowSeveralLogsShareReads(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"a.log", "b b.log", "c'.log"} // quoting matters
+	const pieces = 30
+	var mu sync.Mutex
+	var cmds []string
+	allWritten, wrote := oneShot()
+	h := &hookT{
+		before: func(n int) {
+			if n <= pieces {
+				for _, name := range names {
+					appendFile(t, filepath.Join(dir, name), fmt.Sprintf("%s piece %d, half a li", name, n))
+					appendFile(t, filepath.Join(dir, name), "ne\n")
+				}
+			}
+			if n == pieces {
+				wrote()
+			}
+		},
+		cut: func(_ int, cmd string, _ io.Writer, _ []byte) error {
+			mu.Lock()
+			cmds = append(cmds, cmd)
+			mu.Unlock()
+			return nil
+		},
+	}
+	c := &Client{T: h, Policy: Policy{FastPoll: 8 * time.Millisecond, SlowPoll: 16 * time.Millisecond}}
+	stop := make(chan struct{})
+	outs := make([]syncBuffer, len(names))
+	errs := make(chan error, len(names))
+	for i, name := range names {
+		go func() {
+			_, err := c.Follow(context.Background(), filepath.Join(dir, name), &outs[i], stop)
+			errs <- err
+		}()
+	}
+	waitClosed(t, allWritten, "the last pieces to be appended")
+	close(stop)
+	for range names {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, name := range names {
+		want, _ := os.ReadFile(filepath.Join(dir, name))
+		if outs[i].String() != string(want) {
+			t.Errorf("%s: followed %d bytes, the file has %d", name, len(outs[i].String()), len(want))
+		}
+	}
+	shared := 0
+	for _, cmd := range cmds {
+		if strings.Contains(cmd, "\nr 2 ") {
+			shared++
+		}
+	}
+	if shared == 0 {
+		t.Errorf("no read of all three logs in one command among %d commands", len(cmds))
+	}
+	t.Logf("%d commands, %d of them reading all three logs", len(cmds), shared)
+}

@@ -1,6 +1,7 @@
 package sbatch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,21 +47,22 @@ type jobAnswer = result[JobState]
 // round is one query made for a set of jobs. Each job is asked about
 // with its own parameters (its key: "" for a Slurm query, the files to
 // read for a sentinel read).
-type round[T any] struct {
+type round[K cmp.Ordered, T any] struct {
 	start time.Time
-	keys  map[JobID]string
+	keys  map[K]string
 	// asked: the query went out; until then a request may still add its
 	// job to keys.
 	asked bool
 	done  chan struct{}
-	res   map[JobID]result[T]
+	res   map[K]result[T]
 }
 
-// sharedQuery is one kind of query (controller, accounting, sentinel)
-// shared by the watches of a Client.
-type sharedQuery[T any] struct {
+// sharedQuery is one kind of query (controller, accounting, sentinel,
+// log read) shared by the watches or follows of a Client; K names what
+// each asks about (a job, a file).
+type sharedQuery[K cmp.Ordered, T any] struct {
 	mu     sync.Mutex
-	rounds []*round[T] // oldest first; in flight or finished
+	rounds []*round[K, T] // oldest first; in flight or finished
 }
 
 // keptRounds bounds the rounds remembered: only the newest few can be
@@ -74,12 +76,12 @@ const keptRounds = 4
 // it asks, so that the watches that want a fresh answer at about the
 // same moment (their first look after a burst of submissions, the ends
 // of jobs that end together) share it.
-func (q *sharedQuery[T]) get(ctx context.Context, now time.Time, id JobID, key string, maxAge, gather time.Duration,
-	others func() map[JobID]string, together func(int) bool, sleep func(context.Context, time.Duration) error,
-	ask func(context.Context, map[JobID]string) map[JobID]result[T]) (T, time.Time, error) {
+func (q *sharedQuery[K, T]) get(ctx context.Context, now time.Time, id K, key string, maxAge, gather time.Duration,
+	others func() map[K]string, together func(int) bool, sleep func(context.Context, time.Duration) error,
+	ask func(context.Context, map[K]string) map[K]result[T]) (T, time.Time, error) {
 	var zero T
 	q.mu.Lock()
-	var r *round[T]
+	var r *round[K, T]
 	for i := len(q.rounds) - 1; i >= 0; i-- {
 		c := q.rounds[i]
 		if c.start.Before(now.Add(-maxAge)) {
@@ -104,7 +106,7 @@ func (q *sharedQuery[T]) get(ctx context.Context, now time.Time, id JobID, key s
 		if !together(len(keys)) {
 			gather = 0
 		}
-		r = &round[T]{start: now.Add(gather), keys: keys, done: make(chan struct{})}
+		r = &round[K, T]{start: now.Add(gather), keys: keys, done: make(chan struct{})}
 		r.keys[id] = key
 		q.rounds = append(q.rounds, r)
 		if len(q.rounds) > keptRounds {
@@ -122,7 +124,7 @@ func (q *sharedQuery[T]) get(ctx context.Context, now time.Time, id JobID, key s
 		if err == nil {
 			r.res = ask(ctx, keys)
 		} else {
-			r.res = map[JobID]result[T]{}
+			r.res = map[K]result[T]{}
 			for j := range keys {
 				r.res[j] = result[T]{err: err}
 			}
@@ -131,13 +133,13 @@ func (q *sharedQuery[T]) get(ctx context.Context, now time.Time, id JobID, key s
 	}
 	a, ok := r.res[id]
 	if !ok {
-		return zero, r.start, fmt.Errorf("job %s: no answer in the shared query", id)
+		return zero, r.start, fmt.Errorf("%v: no answer in the shared query", id)
 	}
 	return a.v, r.start, a.err
 }
 
-// sortedIDs are the jobs of a round, in order.
-func sortedIDs(keys map[JobID]string) []JobID {
+// sortedIDs are the jobs (or files) of a round, in order.
+func sortedIDs[K cmp.Ordered](keys map[K]string) []K {
 	return slices.Sorted(maps.Keys(keys))
 }
 

@@ -20,7 +20,7 @@ import (
 // (maxAge 0) or one about a job the round did not ask about gets a round
 // of its own, which asks about every job being watched.
 func TestSharedQueryServesRecentRounds(t *testing.T) {
-	var q sharedQuery[JobState]
+	var q sharedQuery[JobID, JobState]
 	var asked [][]JobID
 	ask := recordAsked(&asked, "RUNNING")
 	live := []JobID{"1", "2", "3"}
@@ -57,7 +57,7 @@ func TestSharedQueryServesRecentRounds(t *testing.T) {
 // A request that comes while a fitting round is in flight waits for it
 // instead of asking again.
 func TestSharedQueryJoinsRoundInFlight(t *testing.T) {
-	var q sharedQuery[JobState]
+	var q sharedQuery[JobID, JobState]
 	release, entered := make(chan struct{}), make(chan struct{})
 	var mu sync.Mutex
 	calls := 0
@@ -134,7 +134,7 @@ func recordAsked(asked *[][]JobID, state string) func(context.Context, []JobID) 
 // asks: a fresh request of another job that comes meanwhile, for a job
 // the round did not know of yet, rides along.
 func TestSharedQueryGathersFreshRequests(t *testing.T) {
-	var q sharedQuery[JobState]
+	var q sharedQuery[JobID, JobState]
 	var asked [][]JobID
 	ask := recordAsked(&asked, "PENDING")
 	live := []JobID{"1", "2"}
