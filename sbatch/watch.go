@@ -571,6 +571,9 @@ func (w *watcher) confirm(ctx context.Context, sentinelEpoch int64) bool {
 		if w.clock.Sleep(ctx, d) != nil {
 			return false
 		}
+		if w.cur.State == "COMPLETING" && w.acct == accountingOn && w.endFromAccounting(ctx) {
+			return !w.requeuedAfterAll(ctx)
+		}
 		before := w.answers
 		done, err := w.pollController(ctx, 0)
 		if done {
@@ -598,6 +601,34 @@ func (w *watcher) confirm(ctx context.Context, sentinelEpoch int64) bool {
 		w.c.logf("watch job %s: the end was announced but slurmctld did not answer; polling on", w.id)
 	}
 	return false
+}
+
+// endFromAccounting completes an end the controller shows as COMPLETING
+// with the final state accounting recorded, instead of asking the
+// controller again: it says COMPLETING until Slurm has stopped the job's
+// processes (a second or two; until KillWait for one that ignores
+// SIGTERM), while accounting has the end from the moment the job ended,
+// at no cost to slurmctld. The controller's answer keeps its exit code and
+// signal (sacct's lack the signal of a scancel or a time limit), its
+// restart count and its nodes. A record of another run (its start
+// differs) does not count.
+func (w *watcher) endFromAccounting(ctx context.Context) bool {
+	s, err := bounded(ctx, w.c.Policy.pollTimeout(), func(ctx context.Context) (JobState, error) {
+		s, _, err := w.c.sharedSacct(ctx, w.clock, w.id, 0)
+		return s, err
+	})
+	if err != nil || !s.Terminal() || (!s.Start.IsZero() && !w.cur.Start.IsZero() && !s.Start.Equal(w.cur.Start)) {
+		return false
+	}
+	end := w.cur
+	end.State, end.CancelledBy, end.Source = s.State, s.CancelledBy, "sacct"
+	if end.End.IsZero() {
+		end.End = s.End
+	}
+	w.c.logf("watch job %s: slurmctld says COMPLETING, accounting recorded %s; taking that as the end", w.id, s.State)
+	w.cur = end
+	w.report()
+	return true
 }
 
 // requeuedAfterAll looks once more, after requeueLook, at a requeueable

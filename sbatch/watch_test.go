@@ -211,6 +211,52 @@ func TestWatchEndsOnSentinel(t *testing.T) {
 	}
 }
 
+// TestWatchCompletingEndFromAccounting: the sentinel announces the end,
+// the controller says COMPLETING (Slurm still stopping the job's
+// processes, for as long as KillWait) while accounting already recorded
+// CANCELLED. The watch takes accounting's state with the controller's
+// signal, and does not ask the controller again.
+func TestWatchCompletingEndFromAccounting(t *testing.T) {
+	completing := job{state: "COMPLETING", nodes: "node[1-2]", start: t0, end: t0.Add(time.Minute), exit: "0:15"}
+	cancelled := job{state: "CANCELLED by 0", nodes: "node[1-2]", start: t0, end: t0.Add(time.Minute)}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(running), sacct: acct(running)},
+		{at: 200 * time.Millisecond, sentinel: sentinelAt(143, t0.Add(time.Minute)), scontrol: ctl(completing), sacct: acct(cancelled)},
+	}}
+	c := tl.client(fastPolicy, t.Logf)
+	final, changes, err := watchChanges(t, c, 5*time.Second)
+	if err != nil || final.State != "CANCELLED" || final.CancelledBy != "0" || final.Signal != 15 || final.NodeList != "node[1-2]" || !final.End.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("%+v %v", final, err)
+	}
+	if got := states(changes); got != "RUNNING COMPLETING CANCELLED" {
+		t.Errorf("changes %q", got)
+	}
+	if n := tl.controllerCalls(); n != 2 {
+		t.Errorf("controller asked %d times, want 2 (first look, the end: COMPLETING)", n)
+	}
+}
+
+// TestWatchCompletingOtherRunInAccounting: accounting's final record is of
+// an earlier run (its start differs): the controller is asked again.
+func TestWatchCompletingOtherRunInAccounting(t *testing.T) {
+	completing := job{state: "COMPLETING", nodes: "node1", start: t0, end: t0.Add(time.Minute)}
+	earlier := job{state: "FAILED", nodes: "node1", start: t0.Add(-time.Hour), end: t0.Add(-time.Minute), exit: "1:0"}
+	done := job{state: "COMPLETED", nodes: "node1", start: t0, end: t0.Add(time.Minute)}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(running), sacct: acct(running)},
+		{at: 200 * time.Millisecond, sentinel: sentinelAt(0, t0.Add(time.Minute)), scontrol: ctl(completing), sacct: acct(earlier)},
+		{at: 400 * time.Millisecond, scontrol: ctl(done), sacct: acct(done)},
+	}}
+	c := tl.client(fastPolicy, t.Logf)
+	final, changes, err := watchChanges(t, c, 5*time.Second)
+	if err != nil || final.State != "COMPLETED" || !final.End.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("%+v %v", final, err)
+	}
+	if got := states(changes); got != "RUNNING COMPLETING COMPLETED" {
+		t.Errorf("changes %q", got)
+	}
+}
+
 func TestWatchEndsOnSacctWithoutSentinel(t *testing.T) {
 	// SIGKILL or a node failure: no EXIT trap ran.
 	failed := job{state: "NODE_FAIL", nodes: "node[1-2]", start: t0, end: t0.Add(time.Minute)}
