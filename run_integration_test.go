@@ -89,6 +89,21 @@ func newJob(t *testing.T, profile, config string, knobs map[string]string) *job 
 	if v := os.Getenv("DISAGG_TEST_DEBUG"); v != "" {
 		j.env["DISAGG_DEBUG"] = v
 	}
+	// A test that failed half-way can leave its jobs running (held by the
+	// benchmark): they would hold the cluster's nodes and make the tests
+	// after it wait for them. Registered first, this runs last.
+	t.Cleanup(func() {
+		var ids []string
+		for _, line := range strings.Split(j.slurm("squeue", "-h", "-o", "%i %j"), "\n") {
+			if id, name, ok := strings.Cut(line, " "); ok && strings.Contains(name, j.runID) {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) > 0 {
+			j.slurm(append([]string{"scancel"}, ids...)...)
+			t.Logf("cancelled the job(s) the test left in Slurm: %s", strings.Join(ids, " "))
+		}
+	})
 	return j
 }
 
