@@ -23,12 +23,15 @@ type Board struct {
 	w     io.Writer
 	live  bool
 	width int // columns of the terminal (live); lines are cut to fit
-	now   func() time.Time
-	rows  []*BoardRow
-	drawn int // lines of the last frame, to move back over (live)
-	nameW int
-	stop  chan struct{}
-	ended chan struct{}
+	// height is the terminal's rows (live): a board taller than the
+	// screen cannot be redrawn in place, and is plain lines instead.
+	height int
+	now    func() time.Time
+	rows   []*BoardRow
+	drawn  int // lines of the last frame, to move back over (live)
+	nameW  int
+	stop   chan struct{}
+	ended  chan struct{}
 }
 
 // BoardRow is one test's line on the board.
@@ -43,12 +46,15 @@ type BoardRow struct {
 }
 
 // NewBoard makes the board of a run on w. live: w is a terminal of width
-// columns (0: 80).
-func NewBoard(w io.Writer, live bool, width int) *Board {
+// columns and height rows (0: 80 by 24).
+func NewBoard(w io.Writer, live bool, width, height int) *Board {
 	if width <= 0 {
 		width = 80
 	}
-	return &Board{w: w, live: live, width: width, now: time.Now}
+	if height <= 0 {
+		height = 24
+	}
+	return &Board{w: w, live: live, width: width, height: height, now: time.Now}
 }
 
 // Row adds a test's line.
@@ -66,6 +72,9 @@ func (b *Board) Row(test string) *BoardRow {
 func (b *Board) Start() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.live && len(b.rows) >= b.height {
+		b.live = false
+	}
 	if !b.live || b.stop != nil {
 		return
 	}

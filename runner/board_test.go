@@ -91,7 +91,7 @@ func fixedClock(t0 time.Time, at *time.Duration) func() time.Time {
 // above what is printed after it.
 func TestBoardLive(t *testing.T) {
 	tty := &screen{}
-	b := NewBoard(tty, true, 60)
+	b := NewBoard(tty, true, 60, 10)
 	var at time.Duration
 	b.now = fixedClock(time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC), &at)
 	logs := b.Above(tty)
@@ -132,7 +132,7 @@ func TestBoardLive(t *testing.T) {
 // is redrawn; the runner's lines pass through untouched.
 func TestBoardPlain(t *testing.T) {
 	var out bytes.Buffer
-	b := NewBoard(&out, false, 0)
+	b := NewBoard(&out, false, 0, 0)
 	var at time.Duration
 	b.now = fixedClock(time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC), &at)
 	var logs bytes.Buffer
@@ -165,5 +165,24 @@ func TestClock(t *testing.T) {
 		if got := clock(d); got != want {
 			t.Errorf("clock(%s) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestBoardTallerThanTheScreen: a board that cannot be redrawn in place
+// (more rows than the terminal has) is plain lines.
+func TestBoardTallerThanTheScreen(t *testing.T) {
+	tty := &screen{}
+	b := NewBoard(tty, true, 80, 3)
+	var at time.Duration
+	b.now = fixedClock(time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC), &at)
+	var rows []*BoardRow
+	for _, name := range []string{"a", "b", "c"} {
+		rows = append(rows, b.Row(name))
+	}
+	b.Start()
+	rows[2].submitted("3")
+	b.Stop()
+	if got := tty.String(); got != "01:00:00 c: SUBMITTED job 3" {
+		t.Errorf("the terminal shows %q", got)
 	}
 }

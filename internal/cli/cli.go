@@ -263,10 +263,10 @@ func (g *globals) manyConsole(env Env, follow string) (*runner.Console, *runner.
 	if follow != "" {
 		return g.console(env), nil
 	}
-	width, live := terminal(env.Stdout)
-	board := runner.NewBoard(env.Stdout, live, width)
+	width, height, live := terminal(env.Stdout)
+	board := runner.NewBoard(env.Stdout, live, width, height)
 	logw := env.Stderr
-	if _, tty := terminal(env.Stderr); live && tty {
+	if _, _, tty := terminal(env.Stderr); live && tty {
 		logw = board.Above(env.Stderr)
 	}
 	con := runner.NewConsole(env.Stdout, logw, g.LogFormat == "json", secrets(env))
@@ -276,12 +276,12 @@ func (g *globals) manyConsole(env Env, follow string) (*runner.Console, *runner.
 	return con, board
 }
 
-// terminal reports whether w is a terminal, and its width.
-func terminal(w io.Writer) (width int, ok bool) {
+// terminal reports whether w is a terminal, and its size.
+func terminal(w io.Writer) (width, height int, ok bool) {
 	f, isFile := w.(*os.File)
 	if !isFile || !term.IsTerminal(f.Fd()) {
-		return 0, false
+		return 0, 0, false
 	}
-	width, _, _ = term.GetSize(f.Fd())
-	return width, true
+	width, height, _ = term.GetSize(f.Fd())
+	return width, height, true
 }
