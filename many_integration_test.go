@@ -217,20 +217,25 @@ func TestRunList(t *testing.T) {
 }
 
 // TestRunListSIGTERMAndRerun interrupts a run of three tests while its
-// jobs run or wait: no job of the run stays in Slurm. A rerun with the
-// same run id while a job of an earlier attempt still runs follows that
-// job instead of submitting it again.
+// jobs run or wait: no job of the run stays in Slurm. One test's job (the
+// 1-node one, which always gets a node) ignores SIGTERM, so Slurm keeps
+// it COMPLETING until KillWait (30 s): the runner confirms its cancel
+// from accounting after 10 s, and the rerun right after takes it as ended
+// and submits that test anew. A rerun with
+// the same run id while a job of an earlier attempt still runs follows
+// that job instead of submitting it again.
 func TestRunListSIGTERMAndRerun(t *testing.T) {
 	clusterEnv(t)
 	cases := []listCase{
 		{name: "sa_3nodes", from: "tc_ctx1_gen1_3nodes"},
 		{name: "sb_2nodes", from: "tc_ctx1_gen1_2nodes"},
-		{name: "sc_1node", from: "tc_gen_only_1node"},
+		{name: "sc_1node", from: "tc_gen_only_1node", knobs: "STANDIN_IGNORE_TERM=1"},
 	}
 	j := listJob(t, cases)
 	release := j.hold()
 	run := j.start()
-	run.stderr.waitFor(t, "job RUNNING")
+	// Once sc_1node's benchmark waits, its every role ignores SIGTERM.
+	waitForText(t, filepath.Join(j.workspace, "disagg-runner", j.runID, "results", "sc_1node", "job-output.log"), "STANDIN_HOLD_FILE: waiting")
 	run.cmd.Process.Signal(syscall.SIGTERM)
 	r := run.waitWithin(3 * time.Minute)
 	if r.code != 143 {
@@ -254,6 +259,9 @@ func TestRunListSIGTERMAndRerun(t *testing.T) {
 			t.Errorf("test %s: exit %d, want 143", tc.Test, tc.ExitCode)
 		}
 	}
+	if !strings.Contains(r.stderr, "sc_1node: job cancelled; Slurm is still stopping its processes") {
+		t.Errorf("the job that ignores SIGTERM was not confirmed from accounting:\n%s", lastLines(r.stderr, 30))
+	}
 
 	// The rerun: an attempt that lost its runner (SIGKILL) once every job
 	// was submitted leaves live jobs (held by the benchmark); the next
@@ -261,6 +269,10 @@ func TestRunListSIGTERMAndRerun(t *testing.T) {
 	run = j.start()
 	for _, c := range cases {
 		run.stderr.waitFor(t, c.name+": submitted job=")
+	}
+	// sc_1node's first job was still COMPLETING (KillWait is 30 s).
+	if !strings.Contains(run.stderr.String(), "sc_1node: an earlier attempt of this run ended") {
+		t.Errorf("the rerun did not take the COMPLETING job as ended")
 	}
 	submitted := map[string]string{}
 	for _, m := range regexp.MustCompile(`(\S+): submitted job=(\d+)`).FindAllStringSubmatch(run.stderr.String(), -1) {

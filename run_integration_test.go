@@ -1005,6 +1005,22 @@ func waitForFile(t *testing.T, path string) {
 	}
 }
 
+// waitForText waits until the local file at path holds text (a log the
+// runner keeps as it streams).
+func waitForText(t *testing.T, path, text string) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte(text)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not show %q within %s", path, text, patience)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestRunJSONLog: --log-format json makes every runner line on stderr a
 // JSON object (the dry run needs no cluster).
 func TestRunJSONLog(t *testing.T) {

@@ -270,7 +270,7 @@ func (r *run) prepare(ctx context.Context) error {
 // reuseOrMoveAside returns id when that job still lives (this run follows
 // it), or "" once the ended job's workspace is moved aside.
 func (r *run) reuseOrMoveAside(ctx context.Context, id sbatch.JobID) (sbatch.JobID, error) {
-	st, err := r.cluster.Query(ctx, id)
+	st, err := r.cluster.Settle(ctx, id)
 	if err != nil {
 		return "", &ClusterError{err}
 	}

@@ -52,6 +52,9 @@ type Cluster interface {
 	// Fetch copies what names (globs) match under remoteDir into
 	// localDir, leaving out the files named in except.
 	Fetch(ctx context.Context, remoteDir string, names, except []string, localDir string) (fetched, missing []string, err error)
+	// Settle is Query for whether the job has ended: a COMPLETING job
+	// whose end accounting recorded comes back as that end.
+	Settle(ctx context.Context, id sbatch.JobID) (sbatch.JobState, error)
 	// Cancel cancels the job and returns its state once it ended.
 	Cancel(ctx context.Context, id sbatch.JobID) (sbatch.JobState, error)
 	// ReadFile returns at most limit bytes of a file; nil for a missing one.

@@ -142,12 +142,12 @@ func (c *Client) Cancel(ctx context.Context, id JobID) (JobState, error) {
 				return s, fmt.Errorf("cancel job %s: %w", id, ErrUnknownJob)
 			}
 			if s.State == "COMPLETING" && accounting && time.Since(begin) >= completingPatience {
-				rec, err := c.sacct(ctx, id)
+				rec, ok, err := c.completedRun(ctx, s)
 				switch {
 				case errors.Is(err, ErrAccountingDisabled):
 					accounting = false
-				case err == nil && rec.Terminal():
-					return recordedEnd(rec, s), nil
+				case ok:
+					return rec, nil
 				}
 			}
 		} else {
@@ -173,10 +173,44 @@ func (c *Client) Cancel(ctx context.Context, id JobID) (JobState, error) {
 	}
 }
 
+// Settle is Query for deciding whether a job has ended, as a rerun does
+// before it follows or replaces an earlier attempt's job: a job the
+// controller shows as COMPLETING has ended when accounting recorded the
+// end of that run (Slurm is only stopping its processes, which can take
+// until KillWait); it comes back as that record, with Completing set. A
+// requeue in progress (accounting says REQUEUED) is not an end.
+func (c *Client) Settle(ctx context.Context, id JobID) (JobState, error) {
+	s, err := c.Query(ctx, id)
+	if err != nil || s.State != "COMPLETING" {
+		return s, err
+	}
+	if rec, ok, err := c.completedRun(ctx, s); err == nil && ok {
+		return rec, nil
+	}
+	return s, nil
+}
+
+// completedRun is accounting's record of the end of the run the
+// controller shows as COMPLETING (ctl), if it has one: a final state, for
+// a run with the same start.
+func (c *Client) completedRun(ctx context.Context, ctl JobState) (JobState, bool, error) {
+	rec, err := c.sacct(ctx, ctl.ID)
+	if err != nil {
+		return JobState{}, false, err
+	}
+	if !rec.Terminal() || (!rec.Start.IsZero() && !ctl.Start.IsZero() && !rec.Start.Equal(ctl.Start)) {
+		return JobState{}, false, nil
+	}
+	return recordedEnd(rec, ctl), true, nil
+}
+
 // recordedEnd is the end accounting recorded for a job the controller
 // still shows as COMPLETING on the nodes in ctl.NodeList.
 func recordedEnd(rec, ctl JobState) JobState {
 	rec.Completing = true
+	// sacct's exit code lacks the signal of a scancel or a time limit;
+	// the controller set its own when the job ended.
+	rec.ExitCode, rec.Signal = ctl.ExitCode, ctl.Signal
 	rec.NodeList = ctl.NodeList
 	rec.Restarts = ctl.Restarts
 	rec.Requeueable = ctl.Requeueable

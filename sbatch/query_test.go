@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 const invalidJobID = "slurm_load_jobs error: Invalid job id specified\n"
@@ -158,5 +159,40 @@ func TestErrorLinePicksSlurmsError(t *testing.T) {
 	}
 	if got := errorLine("bash: line 1: cd: /nope: No such file or directory\n"); !strings.Contains(got, "/nope") {
 		t.Errorf("got %q", got)
+	}
+}
+
+// TestSettle: a COMPLETING job has ended when accounting recorded the end
+// of that run; not when accounting has another run's end, or a requeue.
+func TestSettle(t *testing.T) {
+	completing := job{state: "COMPLETING", nodes: "node[2-4]", start: t0, exit: "0:15"}
+	for _, c := range []struct {
+		name, sacct string
+		want        string
+		completing  bool
+	}{
+		{"cancelled", job{state: "CANCELLED by 0", nodes: "node[2-4]", start: t0, end: t0.Add(time.Second)}.sacct("9"), "CANCELLED", true},
+		{"another run's end", job{state: "FAILED", nodes: "node1", start: t0.Add(-time.Hour), end: t0.Add(-time.Minute)}.sacct("9"), "COMPLETING", false},
+		{"a requeue", job{state: "REQUEUED", nodes: "node[2-4]", start: t0, end: t0.Add(time.Second)}.sacct("9"), "COMPLETING", false},
+		{"not recorded yet", "", "COMPLETING", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := &fakeT{answer: func(cmd string) answer {
+				switch kind(cmd) {
+				case "scontrol":
+					return answer{stdout: completing.scontrol("9")}
+				case "sacct":
+					return answer{stdout: c.sacct}
+				}
+				return answer{code: 127}
+			}}
+			s, err := (&Client{T: f, Policy: fastPolicy}).Settle(testContext(t, 10e9), "9")
+			if err != nil || s.State != c.want || s.Completing != c.completing {
+				t.Fatalf("%+v %v, want %s (completing %v)", s, err, c.want, c.completing)
+			}
+			if c.completing && (s.Signal != 15 || s.NodeList != "node[2-4]") {
+				t.Errorf("the controller's signal and nodes are lost: %+v", s)
+			}
+		})
 	}
 }

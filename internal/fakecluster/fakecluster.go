@@ -148,6 +148,11 @@ func (c *Cluster) Recorded(ctx context.Context, jobIDFile string) (sbatch.JobID,
 	return sbatch.JobID(strings.TrimSpace(string(b))), nil
 }
 
+// Settle is Query: the fake's states are set by the test, final or not.
+func (c *Cluster) Settle(ctx context.Context, id sbatch.JobID) (sbatch.JobState, error) {
+	return c.Query(ctx, id)
+}
+
 func (c *Cluster) Query(ctx context.Context, id sbatch.JobID) (sbatch.JobState, error) {
 	c.record("query %s", id)
 	if c.OnQuery != nil {
