@@ -170,7 +170,13 @@ func (j *job) result(err error, stdout, stderr string) jobResult {
 	if b, err := os.ReadFile(filepath.Join(j.resultsDir(), "summary.json")); err == nil {
 		json.Unmarshal(b, &r.summary)
 	}
-	j.t.Logf("exit %d\n--- stderr:\n%s", r.code, stderr)
+	tail := ""
+	if r.code != 0 && stdout != "" {
+		// For a single test stdout is the job log: its end says why a
+		// stand-in job failed when the cluster's files are gone.
+		tail = "\n--- the end of stdout (the job log):\n" + lastLines(stdout, 40)
+	}
+	j.t.Logf("exit %d\n--- stderr:\n%s%s", r.code, stderr, tail)
 	return r
 }
 
