@@ -103,6 +103,11 @@ func newJob(t *testing.T, profile, config string, knobs map[string]string) *job 
 			j.slurm(append([]string{"scancel"}, ids...)...)
 			t.Logf("cancelled the job(s) the test left in Slurm: %s", strings.Join(ids, " "))
 		}
+		// A kill racing a step's launch can miss stand-in processes, and
+		// proctrack/linuxproc loses them once they are orphaned: they
+		// would wait forever for a hold file in the test's removed folder.
+		// Their command lines name the test's own checkout.
+		exec.Command("pkill", "-KILL", "-f", regexp.QuoteMeta(checkout+"/standin/")).Run()
 	})
 	return j
 }
