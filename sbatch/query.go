@@ -198,10 +198,17 @@ func (c *Client) completedRun(ctx context.Context, ctl JobState) (JobState, bool
 	if err != nil {
 		return JobState{}, false, err
 	}
-	if !rec.Terminal() || (!rec.Start.IsZero() && !ctl.Start.IsZero() && !rec.Start.Equal(ctl.Start)) {
+	if !endOfRun(rec, ctl) {
 		return JobState{}, false, nil
 	}
 	return recordedEnd(rec, ctl), true, nil
+}
+
+// endOfRun reports whether accounting's answer rec is a final state of
+// the run the controller shows in ctl (not of an earlier run: the starts
+// differ).
+func endOfRun(rec, ctl JobState) bool {
+	return rec.Terminal() && (rec.Start.IsZero() || ctl.Start.IsZero() || rec.Start.Equal(ctl.Start))
 }
 
 // recordedEnd is the end accounting recorded for a job the controller

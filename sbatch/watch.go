@@ -617,7 +617,7 @@ func (w *watcher) endFromAccounting(ctx context.Context) bool {
 		s, _, err := w.c.sharedSacct(ctx, w.clock, w.id, 0)
 		return s, err
 	})
-	if err != nil || !s.Terminal() || (!s.Start.IsZero() && !w.cur.Start.IsZero() && !s.Start.Equal(w.cur.Start)) {
+	if err != nil || !endOfRun(s, w.cur) {
 		return false
 	}
 	end := w.cur
