@@ -36,8 +36,9 @@ type JobState struct {
 	Source string
 	// Completing: the job has ended, but Slurm is still stopping its
 	// processes on NodeList (the controller says COMPLETING). Only Cancel
-	// sets it, on a state that is then either accounting's recorded end or
-	// the controller's COMPLETING.
+	// and Settle set it, on a state that is then either accounting's
+	// recorded end or (Cancel, without accounting) the controller's
+	// COMPLETING.
 	Completing bool
 	// StdOut is the batch script's output file as the controller reports
 	// it (scontrol only); "" when not known.
