@@ -689,6 +689,13 @@ func TestFaultNodeDown(t *testing.T) {
 // already running, do not launch second copy"), the node is drained and
 // Slurm holds the job (launch_failed_requeued_held) for an operator. All
 // nodes of the test cluster run on this machine, so pgrep sees them all.
+//
+// It returns in a later wall-clock second than the requeue: slurmd revoked
+// the first run's credential, in whole seconds, and refuses a credential
+// created in the same second as revoked ("Job credential revoked", seen
+// when the whole requeue took 0.4 s): Slurm then kills the new run at
+// launch and the job FAILS. Slurm's own two-minute BeginTime covers this;
+// "StartTime=now" must not undo it.
 func (j *job) requeueSettled(id string, limit time.Duration) {
 	j.t.Helper()
 	deadline := time.Now().Add(limit)
@@ -696,6 +703,7 @@ func (j *job) requeueSettled(id string, limit time.Duration) {
 	for {
 		steps := oldSteps(id)
 		if steps == "" {
+			time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 50*time.Millisecond)))
 			return
 		}
 		if time.Now().After(deadline) {

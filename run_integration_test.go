@@ -102,6 +102,10 @@ func newJob(t *testing.T, profile, config string, knobs map[string]string) *job 
 		if len(ids) > 0 {
 			j.slurm(append([]string{"scancel"}, ids...)...)
 			t.Logf("cancelled the job(s) the test left in Slurm: %s", strings.Join(ids, " "))
+			// scancel only asks: until the job's steps are gone, they
+			// still write into the test's folder, and its removal fails
+			// ("directory not empty").
+			j.waitGone(ids, 2*time.Minute)
 		}
 		// A kill racing a step's launch can miss stand-in processes, and
 		// proctrack/linuxproc loses them once they are orphaned: they
@@ -351,14 +355,47 @@ func (j *job) notCancelled(id string) string {
 func (j *job) waitState(id, want string, timeout time.Duration) {
 	j.t.Helper()
 	deadline := time.Now().Add(timeout)
+	var out string
 	for time.Now().Before(deadline) {
-		out := j.slurm("scontrol", "show", "job", "-o", id)
+		out = j.slurm("scontrol", "show", "job", "-o", id)
 		if strings.Contains(out, "JobState="+want+" ") {
 			return
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	j.t.Fatalf("job %s not %s after %s", id, want, timeout)
+	j.t.Fatalf("job %s not %s after %s; the controller's last word:\n%s\nits steps still running:\n%s\nSlurm's logs:\n%s",
+		id, want, timeout, out, oldSteps(id), testcluster.SlurmLog(j.env, id))
+}
+
+var endedStates = map[string]bool{"COMPLETED": true, "CANCELLED": true, "FAILED": true, "TIMEOUT": true,
+	"NODE_FAIL": true, "PREEMPTED": true, "BOOT_FAIL": true, "DEADLINE": true, "OUT_OF_MEMORY": true}
+
+// waitGone waits, within limit, until Slurm no longer lists the jobs
+// (COMPLETING included) and none of their steps runs on any node.
+func (j *job) waitGone(ids []string, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for {
+		// squeue -j lists an ended job too, until MinJobAge.
+		var left string
+		for _, line := range strings.Split(j.slurm("squeue", "-h", "-o", "%i %T", "-j", strings.Join(ids, ",")), "\n") {
+			if _, state, ok := strings.Cut(line, " "); ok && !endedStates[state] {
+				left += line + "\n"
+			}
+		}
+		for _, id := range ids {
+			if steps := oldSteps(id); steps != "" {
+				left += "\n" + steps
+			}
+		}
+		if left == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			j.t.Logf("after %s, still there:\n%s", limit, left)
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // passFailCases are run over SSH and again with the local transport.

@@ -320,11 +320,12 @@ func TestClusterQueryPurgedJob(t *testing.T) {
 		})
 	} else {
 		// Default MinJobAge: take a job from accounting's history that
-		// ended long enough ago.
-		out, _ := exec.Command("sacct", "-X", "-P", "-n", "-a", "-S", "now-7days", "--format=JobID,End").Output()
+		// ended long enough ago. Only an ended one: a job cancelled while
+		// Slurm requeued it keeps accounting's REQUEUED record.
+		out, _ := exec.Command("sacct", "-X", "-P", "-n", "-a", "-S", "now-7days", "--format=JobID,End,State").Output()
 		for _, l := range strings.Split(string(out), "\n") {
 			f := strings.Split(l, "|")
-			if len(f) == 2 && !strings.Contains(f[0], "_") {
+			if len(f) == 3 && !strings.Contains(f[0], "_") && terminalStates[strings.Fields(f[2] + " ")[0]] {
 				if end, err := time.ParseInLocation(timeLayout, f[1], time.Local); err == nil && time.Since(end) > time.Duration(minAge+60)*time.Second {
 					id = JobID(f[0])
 				}
