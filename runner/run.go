@@ -274,14 +274,18 @@ func (r *run) reuseOrMoveAside(ctx context.Context, id sbatch.JobID) (sbatch.Job
 	if err != nil {
 		return "", &ClusterError{err}
 	}
-	if st.Known && !st.Terminal() {
+	if st.Live() {
 		r.out.Reattached = true
 		r.con.Log.Warn("an earlier attempt of this run submitted a job that is still "+st.State+"; following it instead of submitting again", "job", id)
 		return id, nil
 	}
 	ws := r.plan.JobWorkspace
 	aside := ws + ".job" + string(id)
-	r.con.Log.Info("an earlier attempt of this run ended; moving its job workspace aside", "job", id, "state", orText(st.State, "unknown"), "to", aside)
+	state := orText(st.State, "unknown")
+	if st.EndUnrecorded {
+		state = "ended (Slurm forgot it; accounting still says " + st.State + ")"
+	}
+	r.con.Log.Info("an earlier attempt of this run ended; moving its job workspace aside", "job", id, "state", state, "to", aside)
 	if err := r.cluster.MoveAside(ctx, ws, aside); err != nil {
 		return "", &ClusterError{err}
 	}

@@ -154,27 +154,36 @@ func TestRunReattachesToALiveJob(t *testing.T) {
 	}
 }
 
+// An ended job is one in a final state, or one the controller forgot while
+// accounting never recorded its end (Settle's EndUnrecorded).
 func TestRunMovesAnEndedJobAsideAndSubmitsAgain(t *testing.T) {
-	f := newFixture(t)
-	f.cl.SetFile(jobWS+"/job_id", []byte("7\n"))
-	f.cl.SetFile(jobWS+"/job-output.log", []byte("old log\n"))
-	f.cl.States["7"] = sbatch.JobState{State: "FAILED"}
-	stale := filepath.Join(f.resultsDir(), "stale.log")
-	os.MkdirAll(f.resultsDir(), 0o755)
-	os.WriteFile(stale, []byte("from the earlier attempt"), 0o644)
+	for name, ended := range map[string]sbatch.JobState{
+		"failed":             {State: "FAILED"},
+		"end never recorded": {State: "REQUEUED", EndUnrecorded: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.cl.SetFile(jobWS+"/job_id", []byte("7\n"))
+			f.cl.SetFile(jobWS+"/job-output.log", []byte("old log\n"))
+			f.cl.States["7"] = ended
+			stale := filepath.Join(f.resultsDir(), "stale.log")
+			os.MkdirAll(f.resultsDir(), 0o755)
+			os.WriteFile(stale, []byte("from the earlier attempt"), 0o644)
 
-	out, err := f.run(context.Background(), Options{})
-	if err != nil || out.ExitCode != 0 || out.JobID != "42" || out.Reattached {
-		t.Fatalf("exit %d, err %v, job %s, reattached %v", out.ExitCode, err, out.JobID, out.Reattached)
-	}
-	if f.cl.Called("moveaside "+jobWS+" "+jobWS+".job7") != 1 || f.cl.Called("submit") != 1 {
-		t.Errorf("calls %q: want the old workspace moved aside, then one submission", f.cl.Calls)
-	}
-	if old, _ := f.cl.File(jobWS + ".job7/job-output.log"); string(old) != "old log\n" {
-		t.Errorf("the earlier attempt's log was not kept aside: %q", old)
-	}
-	if _, err := os.Stat(stale); !os.IsNotExist(err) {
-		t.Errorf("the earlier attempt's local results are still there: %v", err)
+			out, err := f.run(context.Background(), Options{})
+			if err != nil || out.ExitCode != 0 || out.JobID != "42" || out.Reattached {
+				t.Fatalf("exit %d, err %v, job %s, reattached %v", out.ExitCode, err, out.JobID, out.Reattached)
+			}
+			if f.cl.Called("moveaside "+jobWS+" "+jobWS+".job7") != 1 || f.cl.Called("submit") != 1 {
+				t.Errorf("calls %q: want the old workspace moved aside, then one submission", f.cl.Calls)
+			}
+			if old, _ := f.cl.File(jobWS + ".job7/job-output.log"); string(old) != "old log\n" {
+				t.Errorf("the earlier attempt's log was not kept aside: %q", old)
+			}
+			if _, err := os.Stat(stale); !os.IsNotExist(err) {
+				t.Errorf("the earlier attempt's local results are still there: %v", err)
+			}
+		})
 	}
 }
 

@@ -178,9 +178,15 @@ func (c *Client) Cancel(ctx context.Context, id JobID) (JobState, error) {
 // controller shows as COMPLETING has ended when accounting recorded the
 // end of that run (Slurm is only stopping its processes, which can take
 // until KillWait); it comes back as that record, with Completing set. A
-// requeue in progress (accounting says REQUEUED) is not an end.
+// requeue in progress (accounting says REQUEUED) is not an end. A job
+// the controller has forgotten has ended, whatever accounting last got:
+// one that says otherwise comes back with EndUnrecorded set.
 func (c *Client) Settle(ctx context.Context, id JobID) (JobState, error) {
 	s, err := c.Query(ctx, id)
+	if err == nil && s.Source == "sacct" && s.Known && !s.Terminal() {
+		s.EndUnrecorded = true
+		return s, nil
+	}
 	if err != nil || s.State != "COMPLETING" {
 		return s, err
 	}

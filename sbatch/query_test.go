@@ -196,3 +196,33 @@ func TestSettle(t *testing.T) {
 		})
 	}
 }
+
+// TestSettleForgottenJob: a job the controller no longer knows has ended,
+// even when accounting's last record of it is not an end.
+func TestSettleForgottenJob(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		rec   job
+		live  bool
+		unrec bool
+	}{
+		{"accounting has the end", job{state: "CANCELLED by 0", nodes: "node1", start: t0, end: t0.Add(time.Second)}, false, false},
+		{"accounting still says REQUEUED", job{state: "REQUEUED", nodes: "node1", start: t0}, false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := &fakeT{answer: func(cmd string) answer {
+				switch kind(cmd) {
+				case "scontrol":
+					return answer{stderr: invalidJobID, code: 1}
+				case "sacct":
+					return answer{stdout: c.rec.sacct("9")}
+				}
+				return answer{code: 127}
+			}}
+			s, err := (&Client{T: f, Policy: fastPolicy}).Settle(testContext(t, 10e9), "9")
+			if err != nil || s.Live() != c.live || s.EndUnrecorded != c.unrec || s.Source != "sacct" {
+				t.Fatalf("%+v %v, want live %v, end unrecorded %v", s, err, c.live, c.unrec)
+			}
+		})
+	}
+}

@@ -40,6 +40,10 @@ type JobState struct {
 	// recorded end or (Cancel, without accounting) the controller's
 	// COMPLETING.
 	Completing bool
+	// EndUnrecorded: the controller has forgotten the job, which it does
+	// only after its end, while accounting never recorded that end (its
+	// State is the last it got, such as REQUEUED). Only Settle sets it.
+	EndUnrecorded bool
 	// StdOut is the batch script's output file as the controller reports
 	// it (scontrol only); "" when not known.
 	StdOut string
@@ -51,6 +55,12 @@ type JobState struct {
 // which wait for someone to release the job.
 func (s JobState) Terminal() bool {
 	return s.Known && terminalStates[s.State]
+}
+
+// Live reports whether the job is known and has not ended: it may still
+// run, or run again.
+func (s JobState) Live() bool {
+	return s.Known && !s.Terminal() && !s.EndUnrecorded
 }
 
 // Held reports whether the job waits for someone to release it

@@ -39,6 +39,11 @@ const sacctBoostFor = 10
 // short enough that a wrong id does not hang the runner.
 const unknownGiveUp = 3
 
+// unrecordedEndPatience is how long Watch waits for accounting to record
+// the end of a job the controller has forgotten: slurmctld sends its
+// records to slurmdbd in the background, so they can trail it.
+const unrecordedEndPatience = 2 * time.Minute
+
 // Watch follows the job until it ends and returns its confirmed final
 // state, calling onChange (when not nil) for every change worth telling:
 // state, reason, nodes, restarts, expected start.
@@ -127,6 +132,9 @@ type watcher struct {
 	answers        int      // the controller's answers so far
 	lastSacct      JobState // accounting's last answer
 	unknownPolls   int
+	// Since when the controller has forgotten the job while accounting
+	// says it has not ended.
+	unrecordedSince time.Time
 
 	consumed     string    // sentinel content already acted on
 	nextSentinel time.Time // when the sentinel is read next
@@ -257,6 +265,20 @@ func (w *watcher) pollController(ctx context.Context, maxAge time.Duration) (don
 		return false, nil
 	}
 	w.unknownPolls = 0
+	if s.Source == "sacct" && !s.Terminal() {
+		// The controller forgets a job only MinJobAge after its end (or
+		// with its whole state): accounting's unfinished record is one
+		// whose end it never got (seen for a job cancelled while Slurm
+		// requeued it: REQUEUED for good). Nothing will end it; accounting
+		// gets unrecordedEndPatience to catch up.
+		if w.unrecordedSince.IsZero() {
+			w.unrecordedSince = now
+		} else if now.Sub(w.unrecordedSince) >= unrecordedEndPatience {
+			return false, fmt.Errorf("job %s: slurmctld no longer knows it, so it has ended, but accounting still says %s: Slurm never recorded its end", w.id, s.State)
+		}
+	} else {
+		w.unrecordedSince = time.Time{}
+	}
 	if w.doubtRequeuedEnd(s) {
 		return false, nil
 	}

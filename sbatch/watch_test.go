@@ -516,6 +516,37 @@ func TestWatchUnknownJobGivesUp(t *testing.T) {
 	}
 }
 
+// A job cancelled while Slurm requeued it can keep accounting's REQUEUED
+// record after the controller forgot it (seen on the test cluster): the
+// watch must not wait for it forever.
+func TestWatchPurgedEndNeverRecorded(t *testing.T) {
+	requeued := job{state: "REQUEUED", nodes: "node1", start: t0}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: &answer{stderr: invalidJobID, code: 1}, sacct: acct(requeued)},
+	}}
+	c := tl.client(fastPolicy, nil)
+	_, _, err := watchChanges(t, c, 2*unrecordedEndPatience)
+	if err == nil || !strings.Contains(err.Error(), "accounting still says REQUEUED: Slurm never recorded its end") {
+		t.Fatalf("got %v", err)
+	}
+	if el := tl.elapsed(); el < unrecordedEndPatience {
+		t.Errorf("gave up after %s, before accounting had %s to catch up", el, unrecordedEndPatience)
+	}
+}
+
+func TestWatchPurgedAccountingCatchesUp(t *testing.T) {
+	done := job{state: "COMPLETED", nodes: "node1", start: t0, end: t0.Add(time.Minute)}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: &answer{stderr: invalidJobID, code: 1}, sacct: acct(running)},
+		{at: unrecordedEndPatience / 2, sacct: acct(done)},
+	}}
+	c := tl.client(fastPolicy, nil)
+	final, _, err := watchChanges(t, c, 2*unrecordedEndPatience)
+	if err != nil || final.State != "COMPLETED" {
+		t.Fatalf("%+v %v", final, err)
+	}
+}
+
 func TestWatchUnreachable(t *testing.T) {
 	gone := transport.Unreachable(errors.New("ssh root@x:22: still unreachable after 9 attempts"))
 	lost := transport.Unreachable(fmt.Errorf("ssh: %w", transport.ErrConnectionLost))
