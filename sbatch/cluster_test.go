@@ -208,16 +208,20 @@ func TestClusterCancel(t *testing.T) {
 	env := cluster(t)
 	t.Parallel()
 	ws := workspace(t)
-	jobScript(t, env, ws, "#SBATCH --nodes=1", "echo sleeping; sleep 300")
+	jobScript(t, env, ws, "#SBATCH --nodes=1", `touch "$WS/started"; echo sleeping; sleep 300`)
 	c := &Client{T: transport.Local{}, Logf: logTo(t), Policy: Policy{FastPoll: 200 * time.Millisecond}}
 	ctx := testContext(t, 2*time.Minute)
 	id, err := c.Submit(ctx, ws, "launch.sh", "job-id")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "the job to run", func() bool {
-		s, err := c.Query(ctx, id)
-		return err == nil && s.State == "RUNNING"
+	// The script itself runs, not only the allocation the controller calls
+	// RUNNING: a kill that races the batch script's launch can leave the
+	// job COMPLETING until KillWait (30 s), which Cancel without
+	// accounting reports as such (TestClusterCancelJobIgnoringSIGTERM).
+	waitFor(t, ctx, "the job script to run", func() bool {
+		_, err := os.Stat(filepath.Join(ws, "started"))
+		return err == nil
 	})
 	start := time.Now()
 	final, err := c.Cancel(ctx, id)
