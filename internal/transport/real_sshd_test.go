@@ -37,7 +37,7 @@ type realCluster struct {
 	known   []ssh.PublicKey // the node's host keys, as its known_hosts lists them
 }
 
-func requireRealCluster(t *testing.T) *realCluster {
+func requireRealCluster(t testing.TB) *realCluster {
 	t.Helper()
 	env := testcluster.Env(t)
 	var missing []string
@@ -87,13 +87,13 @@ func requireRealCluster(t *testing.T) *realCluster {
 // controller that every test shares, which on a busy machine takes many
 // times what it takes on a quiet one: the bound only turns a hang into a
 // failure.
-func realCtx(t *testing.T) context.Context {
+func realCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-func (c *realCluster) dial(t *testing.T, cfg SSHConfig) *SSH {
+func (c *realCluster) dial(t testing.TB, cfg SSHConfig) *SSH {
 	t.Helper()
 	s, err := DialSSH(realCtx(t), cfg)
 	if err != nil {
@@ -371,4 +371,81 @@ func TestRealSSHDConnectionLost(t *testing.T) {
 		t.Errorf("got %v, want ErrConnectionLost", err)
 	}
 	waitFor(t, "the remote sleep to die", func() bool { return processGone(pid) })
+}
+
+// BenchmarkRealSSHDStream is the transport's share of streaming a job log:
+// a 256 MiB file read the way Follow reads it (dd in one command, through
+// the helper shell) and discarded, against OpenSSH's `ssh host cat` of the
+// same file, each on its own established connection. Run it on a quiet
+// machine with the test cluster up:
+//
+//	DISAGG_TESTCLUSTER=1 go test -run XXX -bench RealSSHDStream -benchtime 5x ./internal/transport/
+func BenchmarkRealSSHDStream(b *testing.B) {
+	c := requireRealCluster(b)
+	c.cfg.Logf = nil
+	file := filepath.Join(b.TempDir(), "log")
+	const size = 256 << 20
+	if out, err := exec.Command("dd", "if=/dev/urandom", "of="+file, "bs=1M", "count=256", "status=none").CombinedOutput(); err != nil {
+		b.Fatalf("dd: %v %s", err, out)
+	}
+	cmd := "dd if=" + shellquote.Quote(file) + " bs=1M status=none"
+	b.Run("disagg-runner", func(b *testing.B) {
+		s := c.dial(b, c.cfg)
+		ctx := realCtx(b)
+		b.SetBytes(size)
+		for b.Loop() {
+			var n countingWriter
+			if err := s.Run(ctx, cmd, nil, &n, nil); err != nil || n != size {
+				b.Fatalf("%d bytes, %v", n, err)
+			}
+		}
+	})
+	b.Run("openssh", func(b *testing.B) {
+		if _, err := exec.LookPath("ssh"); err != nil {
+			b.Skip("no ssh client")
+		}
+		// One master connection, so that each read is a session on it,
+		// as the runner's are.
+		sock := filepath.Join(b.TempDir(), "master")
+		args := []string{"-p", strconv.Itoa(c.cfg.Port), "-i", c.cfg.KeyFile, "-o", "UserKnownHostsFile=" + c.cfg.KnownHostsFile,
+			"-o", "BatchMode=yes", "-o", "ControlPath=" + sock, "-l", c.cfg.User}
+		master := exec.Command("ssh", append(args, "-o", "ControlMaster=yes", "-N", c.cfg.Host)...)
+		if err := master.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { master.Process.Kill(); master.Wait() })
+		for exec.Command("ssh", append(args, "-O", "check", c.cfg.Host)...).Run() != nil {
+			if master.ProcessState != nil {
+				b.Fatal("the ssh master exited")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		// Each read starts the user's shell, which a helper shell's reads
+		// do not: its cost, to subtract.
+		login := time.Duration(1 << 62)
+		for range 3 {
+			start := time.Now()
+			if err := exec.Command("ssh", append(args, c.cfg.Host, "true")...).Run(); err != nil {
+				b.Fatal(err)
+			}
+			login = min(login, time.Since(start))
+		}
+		b.SetBytes(size)
+		for b.Loop() {
+			var n countingWriter
+			read := exec.Command("ssh", append(args, c.cfg.Host, cmd)...)
+			read.Stdout = &n
+			if err := read.Run(); err != nil || n != size {
+				b.Fatalf("%d bytes, %v", n, err)
+			}
+		}
+		b.ReportMetric(float64(login.Microseconds())/1000, "login-ms")
+	})
+}
+
+type countingWriter int64
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	*w += countingWriter(len(p))
+	return len(p), nil
 }

@@ -85,12 +85,12 @@ func testCtx(t *testing.T) context.Context {
 // runs (a reconnect can still log after it ended).
 type logLines struct {
 	mu    sync.Mutex
-	t     *testing.T
+	t     testing.TB
 	done  bool
 	lines []string
 }
 
-func newLogLines(t *testing.T) *logLines {
+func newLogLines(t testing.TB) *logLines {
 	l := &logLines{t: t}
 	t.Cleanup(func() {
 		l.mu.Lock()
