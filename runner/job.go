@@ -102,6 +102,8 @@ func (j *jobRun) followStage(ctx context.Context) error {
 		// collecting for the person who has to find out why.
 		j.lost = err
 		j.con.Log.Error("following the job failed", "job", j.id, "err", err)
+	} else if final.Completing {
+		j.con.Log.Warn("Slurm forgot the job while it was COMPLETING and keeps no accounting: its end is known, its final state is not", "job", j.id, "nodes", final.NodeList)
 	}
 	j.final = final
 	fillState(j.out, final)

@@ -246,6 +246,16 @@ func (w *watcher) pollController(ctx context.Context, maxAge time.Duration) (don
 	})
 	if err != nil {
 		if errors.Is(err, ErrAccountingDisabled) {
+			if w.cur.State == "COMPLETING" {
+				// The controller showed the end and forgot the job (MinJobAge
+				// after Slurm stopped its processes, which can take a minute)
+				// before it was asked again: the final state is gone, the end
+				// is not. As Cancel does without accounting, COMPLETING is
+				// the answer, marked Completing.
+				w.c.logf("watch job %s: slurmctld forgot the job after COMPLETING and there is no accounting; taking COMPLETING as its end", w.id)
+				w.cur.Completing = true
+				return true, nil
+			}
 			// The controller forgot the job and nothing else remembers it.
 			return false, err
 		}

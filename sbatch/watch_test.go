@@ -505,6 +505,23 @@ func TestWatchPurgedWithoutAccounting(t *testing.T) {
 	}
 }
 
+// Without accounting, a job whose end the controller showed (COMPLETING)
+// and then forgot before the next look has ended: CI met it with
+// MinJobAge=5 and a job COMPLETING for a minute.
+func TestWatchCompletingThenPurgedWithoutAccounting(t *testing.T) {
+	completing := job{state: "COMPLETING", nodes: "node[1-2]", start: t0, exit: "1:0"}
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(running), sacct: &answer{stderr: accountingDisabled, code: 1}},
+		{at: 200 * time.Millisecond, scontrol: ctl(completing)},
+		{at: 2500 * time.Millisecond, scontrol: &answer{stderr: invalidJobID, code: 1}},
+	}}
+	c := tl.client(fastPolicy, t.Logf)
+	final, _, err := watchChanges(t, c, 5*time.Second)
+	if err != nil || final.State != "COMPLETING" || !final.Completing || final.ExitCode != 1 {
+		t.Fatalf("%+v %v, want COMPLETING with Completing set and the exit code kept", final, err)
+	}
+}
+
 func TestWatchUnknownJobGivesUp(t *testing.T) {
 	tl := &timeline{t: t, steps: []step{
 		{at: 0, scontrol: &answer{stderr: invalidJobID, code: 1}, sacct: &answer{}},
