@@ -183,7 +183,7 @@ func (c *Client) Cancel(ctx context.Context, id JobID) (JobState, error) {
 // one that says otherwise comes back with EndUnrecorded set.
 func (c *Client) Settle(ctx context.Context, id JobID) (JobState, error) {
 	s, err := c.Query(ctx, id)
-	if err == nil && s.Source == "sacct" && s.Known && !s.Terminal() {
+	if err == nil && s.forgottenUnended() {
 		s.EndUnrecorded = true
 		return s, nil
 	}

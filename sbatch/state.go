@@ -35,10 +35,10 @@ type JobState struct {
 	// Source names who answered: "scontrol" or "sacct".
 	Source string
 	// Completing: the job has ended, but Slurm is still stopping its
-	// processes on NodeList (the controller says COMPLETING). Only Cancel
-	// and Settle set it, on a state that is then either accounting's
-	// recorded end or (Cancel, without accounting) the controller's
-	// COMPLETING.
+	// processes on NodeList (the controller says COMPLETING). Cancel,
+	// Settle and Watch set it, on a state that is then either accounting's
+	// recorded end or (Cancel and Watch, without accounting) the
+	// controller's COMPLETING.
 	Completing bool
 	// EndUnrecorded: the controller has forgotten the job, which it does
 	// only after its end, while accounting never recorded that end (its
@@ -55,6 +55,13 @@ type JobState struct {
 // which wait for someone to release the job.
 func (s JobState) Terminal() bool {
 	return s.Known && terminalStates[s.State]
+}
+
+// forgottenUnended reports an answer of accounting about a job the
+// controller has forgotten (so it has ended) that is not an end: the end
+// was never recorded, or not yet.
+func (s JobState) forgottenUnended() bool {
+	return s.Known && s.Source == "sacct" && !s.Terminal()
 }
 
 // Live reports whether the job is known and has not ended: it may still

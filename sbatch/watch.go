@@ -275,7 +275,7 @@ func (w *watcher) pollController(ctx context.Context, maxAge time.Duration) (don
 		return false, nil
 	}
 	w.unknownPolls = 0
-	if s.Source == "sacct" && !s.Terminal() {
+	if s.forgottenUnended() {
 		// The controller forgets a job only MinJobAge after its end (or
 		// with its whole state): accounting's unfinished record is one
 		// whose end it never got (seen for a job cancelled while Slurm
