@@ -25,6 +25,11 @@ type Run struct {
 	ConcurrencyList string
 	// Time is the job's end ("" zero: now).
 	Time time.Time
+	// JobLog, when set, is the job log as it streamed: its blocks (and the
+	// report's timeline facts) are taken from it and JobLogName is not
+	// read. It must be ended, and must have seen the bytes the results
+	// folder keeps.
+	JobLog *JobLogScan
 }
 
 // JobLogName is the job log in a results folder.
@@ -77,7 +82,18 @@ func Collect(resultsDir string, run Run) *Summary {
 		byIndex[f.k] = true
 	}
 	fromLogs := len(got)
-	if jb, ok := read(JobLogName); ok {
+	var (
+		jb []Block
+		ok bool
+	)
+	if run.JobLog != nil && run.JobLog.ended {
+		jb, ok = run.JobLog.blocks.blocks, true
+		problems = append(problems, run.JobLog.blocks.problems...)
+		s.jobLog = &run.JobLog.timeline
+	} else {
+		jb, ok = read(JobLogName)
+	}
+	if ok {
 		used := 0
 		for i, b := range jb {
 			// Job log blocks come in list order; the block's own

@@ -68,85 +68,100 @@ var headerMark = []byte(" Serving Benchmark Result ")
 
 // ParseBlocksFrom is ParseBlocks reading r a line at a time.
 func ParseBlocksFrom(name string, r io.Reader) ([]Block, []Problem) {
-	var (
-		blocks   []Block
-		problems []Problem
-		cur      *Block
-		prefix   string
-		seen     map[string]int
-	)
-	problem := func(line int, format string, a ...any) {
-		problems = append(problems, Problem{File: name, Line: line, Why: fmt.Sprintf(format, a...)})
-	}
-	closeBlock := func(terminated bool) {
-		cur.Terminated = terminated
-		blocks = append(blocks, *cur)
-		cur = nil
-	}
-	take := func(n int, line string) {
-		if m := headerRE.FindStringSubmatch(line); m != nil {
-			if cur != nil {
-				problem(cur.Line, "result block has no closing line of 50 '=' before the next block (line %d)", n)
-				closeBlock(false)
-			}
-			cur = &Block{File: name, Line: n, Values: map[string]float64{}}
-			prefix, seen = m[1], map[string]int{}
-			return
-		}
-		if cur == nil {
-			return
-		}
-		if n-cur.Line > maxBlockLines {
-			problem(cur.Line, "result block has no closing line of 50 '=' within %d lines", maxBlockLines)
-			closeBlock(false)
-			return
-		}
-		line = strings.TrimLeft(strings.TrimPrefix(line, prefix), " \t")
-		switch {
-		case line == Footer:
-			closeBlock(true)
-			return
-		case line == "", strings.HasPrefix(line, "-"), strings.HasPrefix(line, "="):
-			// Blank lines, section separators ("-----Time to First
-			// Token-----") and the client's own banners
-			// ("===!FAILED REQUESTS!===").
-			return
-		}
-		m := rowRE.FindStringSubmatch(line)
-		if m == nil {
-			return // a line of something else that ran at the same time
-		}
-		key, known := keyByLabel[m[1]]
-		if !known {
-			return // a row this runner does not use (goodput, energy, min, max, P50, ...)
-		}
-		v, err := strconv.ParseFloat(m[2], 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			problem(n, "%s %q is not a number", strings.TrimSuffix(m[1], ":"), m[2])
-			return
-		}
-		if first, dup := seen[key]; dup {
-			problem(n, "%s printed twice in one block (first on line %d); the first is kept", strings.TrimSuffix(m[1], ":"), first)
-			return
-		}
-		seen[key] = n
-		cur.Values[key] = v
-	}
-	// Outside a block only a header matters: the cheap test first, since
-	// a job log is mostly other lines.
-	n, err := eachLine(r, func(n int, raw []byte) {
-		if cur != nil || bytes.Contains(raw, headerMark) {
-			take(n, strings.TrimRight(string(raw), " \t\r"))
-		}
-	})
+	p := blockParser{name: name}
+	n, err := eachLine(r, p.line)
 	if err != nil {
-		problems = append(problems, Problem{File: name, Line: n, Why: "read: " + err.Error()})
+		p.problems = append(p.problems, Problem{File: name, Line: n, Why: "read: " + err.Error()})
 	}
-	if cur != nil {
-		problem(cur.Line, "result block is cut off: the log ends before its closing line of 50 '='")
-		closeBlock(false)
+	return p.end()
+}
+
+// blockParser reads result blocks from the lines of one file, given one
+// at a time in order.
+type blockParser struct {
+	name     string
+	blocks   []Block
+	problems []Problem
+	cur      *Block // the block open now
+	prefix   string // what the open block's header had before its '='
+	seen     map[string]int
+}
+
+func (p *blockParser) problem(line int, format string, a ...any) {
+	p.problems = append(p.problems, Problem{File: p.name, Line: line, Why: fmt.Sprintf(format, a...)})
+}
+
+func (p *blockParser) closeBlock(terminated bool) {
+	p.cur.Terminated = terminated
+	p.blocks = append(p.blocks, *p.cur)
+	p.cur = nil
+}
+
+// line takes line n. Outside a block only a header matters: the cheap test
+// first, since a job log is mostly other lines.
+func (p *blockParser) line(n int, raw []byte) {
+	if p.cur != nil || bytes.Contains(raw, headerMark) {
+		p.take(n, strings.TrimRight(string(raw), " \t\r"))
 	}
-	return blocks, problems
+}
+
+func (p *blockParser) take(n int, line string) {
+	if m := headerRE.FindStringSubmatch(line); m != nil {
+		if p.cur != nil {
+			p.problem(p.cur.Line, "result block has no closing line of 50 '=' before the next block (line %d)", n)
+			p.closeBlock(false)
+		}
+		p.cur = &Block{File: p.name, Line: n, Values: map[string]float64{}}
+		p.prefix, p.seen = m[1], map[string]int{}
+		return
+	}
+	if p.cur == nil {
+		return
+	}
+	if n-p.cur.Line > maxBlockLines {
+		p.problem(p.cur.Line, "result block has no closing line of 50 '=' within %d lines", maxBlockLines)
+		p.closeBlock(false)
+		return
+	}
+	line = strings.TrimLeft(strings.TrimPrefix(line, p.prefix), " \t")
+	switch {
+	case line == Footer:
+		p.closeBlock(true)
+		return
+	case line == "", strings.HasPrefix(line, "-"), strings.HasPrefix(line, "="):
+		// Blank lines, section separators ("-----Time to First
+		// Token-----") and the client's own banners
+		// ("===!FAILED REQUESTS!===").
+		return
+	}
+	m := rowRE.FindStringSubmatch(line)
+	if m == nil {
+		return // a line of something else that ran at the same time
+	}
+	key, known := keyByLabel[m[1]]
+	if !known {
+		return // a row this runner does not use (goodput, energy, min, max, P50, ...)
+	}
+	v, err := strconv.ParseFloat(m[2], 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		p.problem(n, "%s %q is not a number", strings.TrimSuffix(m[1], ":"), m[2])
+		return
+	}
+	if first, dup := p.seen[key]; dup {
+		p.problem(n, "%s printed twice in one block (first on line %d); the first is kept", strings.TrimSuffix(m[1], ":"), first)
+		return
+	}
+	p.seen[key] = n
+	p.cur.Values[key] = v
+}
+
+// end closes a block the file left open and returns what was read.
+func (p *blockParser) end() ([]Block, []Problem) {
+	if p.cur != nil {
+		p.problem(p.cur.Line, "result block is cut off: the log ends before its closing line of 50 '='")
+		p.closeBlock(false)
+	}
+	return p.blocks, p.problems
 }
 
 // Failed is the number of failed requests: the row when there is one,

@@ -48,6 +48,10 @@ type Summary struct {
 	Baseline      *BaseInfo  `json:"baseline,omitempty"`
 	Gates         []Gate     `json:"gates"`
 	Verdict       PerfResult `json:"verdict"`
+
+	// jobLog is the timeline's facts from a streamed job log, when
+	// Collect had one: the report then does not read the log again.
+	jobLog *jobLogFacts
 }
 
 // Point is the result at one concurrency.

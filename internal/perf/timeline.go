@@ -48,7 +48,12 @@ func BuildTimeline(dir string, ri *RunInfo, s *Summary) Timeline {
 	if ri == nil {
 		ri = &RunInfo{}
 	}
-	jobLog := scanJobLog(filepath.Join(dir, JobLogName))
+	var jobLog jobLogFacts
+	if s != nil && s.jobLog != nil {
+		jobLog = *s.jobLog
+	} else {
+		jobLog = scanJobLog(filepath.Join(dir, JobLogName))
+	}
 	ref := firstTime(ri.Started, ri.Submitted, ri.RunnerStarted, ri.Ended)
 	if ref.IsZero() {
 		if info, err := os.Stat(filepath.Join(dir, JobLogName)); err == nil {
