@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -86,29 +87,47 @@ func (j *jobRun) startStreams(ctx context.Context, stop <-chan struct{}) (wait f
 // failure to write it never stops the stream to the console: the copy is
 // then fetched as before.
 //
-// The verdict's facts are gathered from the same bytes as they pass
-// (facts), so that a copy that could not be written (a full disk) does not
-// cost the verdict its evidence.
+// Everything else the run needs from the job log is taken from the same
+// bytes as they pass, so that a log of gigabytes is read once: the
+// verdict's facts (from the log as it came, so that a copy that could not
+// be written, a full disk, does not cost the verdict its evidence), and,
+// from the log as masked, the copy itself (masked as maskFile would mask
+// it, so that collecting need not rewrite it) and the benchmark's blocks
+// and timeline (perf.JobLogScan).
 type keptLog struct {
 	f        *os.File
+	buf      *bufio.Writer
 	err      error
 	facts    *verdict.LogScanner
-	streamed bool // the stream ran to the end: facts saw every byte
+	masker   lineMasker
+	scan     *perf.JobLogScan
+	streamed bool // the stream ran to the end: facts and scan saw every byte
 	complete bool // ... and every byte was kept in the file
 }
 
 func (k *keptLog) Write(p []byte) (int, error) {
 	k.facts.Write(p)
-	if k.f != nil && k.err == nil {
-		_, k.err = k.f.Write(p)
-	}
+	k.masker.Write(p)
 	return len(p), nil
+}
+
+// keep takes the log's bytes once masked.
+func (k *keptLog) keep(p []byte) {
+	k.scan.Write(p)
+	if k.buf != nil && k.err == nil {
+		_, k.err = k.buf.Write(p)
+	}
 }
 
 func (k *keptLog) finish(followErr error) {
 	k.streamed = followErr == nil
+	k.masker.flush()
+	k.scan.End()
 	if k.f == nil {
 		return
+	}
+	if k.err == nil {
+		k.err = k.buf.Flush()
 	}
 	if err := k.f.Close(); k.err == nil {
 		k.err = err
@@ -119,13 +138,17 @@ func (k *keptLog) finish(followErr error) {
 // keepJobLog opens the results folder's copy of the job log (fresh: a
 // re-attached run streams from byte 0 again).
 func (j *jobRun) keepJobLog() *keptLog {
-	k := &keptLog{facts: verdict.NewLogScanner()}
+	k := &keptLog{facts: verdict.NewLogScanner(), scan: perf.NewJobLogScan()}
+	k.masker.emit = k.keep
 	j.kept = k
 	if err := os.MkdirAll(j.resultsDir, 0o755); err != nil {
 		k.err = err
 		return k
 	}
 	k.f, k.err = os.Create(filepath.Join(j.resultsDir, prefix.JobLogName))
+	if k.f != nil {
+		k.buf = bufio.NewWriterSize(k.f, maskPiece)
+	}
 	return k
 }
 

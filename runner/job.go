@@ -160,8 +160,12 @@ func (j *jobRun) decide() error {
 // regression fails the run.
 func (j *jobRun) judgePerf() {
 	o := j.out
-	j.perf = perf.Collect(j.resultsDir, perf.Run{RunID: o.RunID, JobID: o.JobID, TestID: j.testID, Config: o.Config,
-		ConcurrencyList: j.concurrency, Time: o.Ended})
+	run := perf.Run{RunID: o.RunID, JobID: o.JobID, TestID: j.testID, Config: o.Config,
+		ConcurrencyList: j.concurrency, Time: o.Ended}
+	if j.kept != nil && j.kept.streamed {
+		run.JobLog = j.kept.scan // the log is not read again
+	}
+	j.perf = perf.Collect(j.resultsDir, run)
 	po := j.opt.Perf
 	j.perf.Compare(perf.LoadBaseline(po.Baseline, j.perf.TestID, j.perf.RunID, po.BaselineRuns), po.Gates)
 	j.ev.PerfRegressed, j.ev.PerfText, j.ev.FailOnRegression = j.perf.Verdict.Regressed, j.perf.Verdict.Text, j.opt.FailOnRegression

@@ -147,8 +147,13 @@ func (e *MaskError) Unwrap() error { return e.Err }
 func (j *jobRun) maskResults() error {
 	var failed []string
 	var first error
+	// The job log kept whole as it streamed was masked on its way in.
+	keptMasked := ""
+	if j.kept != nil && j.kept.complete {
+		keptMasked = filepath.Join(j.resultsDir, prefix.JobLogName)
+	}
 	walkErr := filepath.WalkDir(j.resultsDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".log") || strings.HasSuffix(p, ".sh")) {
+		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".log") || strings.HasSuffix(p, ".sh")) || p == keptMasked {
 			return err
 		}
 		if err := maskFile(p); err != nil {
@@ -168,6 +173,78 @@ func (j *jobRun) maskResults() error {
 		return &MaskError{Files: failed, Err: first}
 	}
 	return nil
+}
+
+// maskPiece is the most of a line masked at once: a longer line is masked
+// in pieces of this size, in constant memory.
+const maskPiece = 256 << 10
+
+// lineMasker masks a stream written to it in pieces of any size exactly as
+// maskFile masks the file those pieces make: MaskAssignments on every
+// line, a line longer than maskPiece cut where maskFile cuts it. What it
+// passes to emit is valid only during the call.
+//
+// Lines without '=' cannot change and pass in runs, where they lie; only a
+// line cut between two writes is copied.
+type lineMasker struct {
+	emit    func([]byte)
+	part    []byte // the current piece's start, cut between writes
+	midLine bool   // the current line already gave a whole piece
+}
+
+// Write never fails.
+func (m *lineMasker) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if len(m.part) == 0 && !m.midLine {
+			// At a line's start: the whole lines before the next '='
+			// pass as they are.
+			k := bytes.IndexByte(p, '=')
+			if k < 0 {
+				k = len(p)
+			}
+			if ls := bytes.LastIndexByte(p[:k], '\n') + 1; ls > 0 {
+				m.emit(p[:ls])
+				p = p[ls:]
+				continue
+			}
+		}
+		room := maskPiece - len(m.part)
+		seg := p[:min(len(p), room)]
+		switch i := bytes.IndexByte(seg, '\n'); {
+		case i >= 0:
+			m.piece(seg[:i+1])
+			m.midLine = false
+			p = p[i+1:]
+		case len(seg) == room:
+			m.piece(seg)
+			m.midLine = true
+			p = p[room:]
+		default:
+			m.part = append(m.part, seg...)
+			p = nil
+		}
+	}
+	return n, nil
+}
+
+// piece masks and passes the current piece, which ends with tail.
+func (m *lineMasker) piece(tail []byte) {
+	b := tail
+	if len(m.part) > 0 {
+		m.part = append(m.part, tail...)
+		b = m.part
+	}
+	m.emit(MaskAssignments(b))
+	m.part = m.part[:0]
+}
+
+// flush passes the last line when it has no newline.
+func (m *lineMasker) flush() {
+	if len(m.part) > 0 {
+		m.piece(nil)
+	}
+	m.midLine = false
 }
 
 // maskFileHook, when set by a test, replaces the rename that puts a
@@ -197,7 +274,7 @@ func maskFile(p string) (err error) {
 			}
 		}
 	}()
-	r := bufio.NewReaderSize(in, 256<<10)
+	r := bufio.NewReaderSize(in, maskPiece)
 	for {
 		// A line longer than the buffer is masked piece by piece.
 		line, rerr := r.ReadSlice('\n')
@@ -212,7 +289,7 @@ func maskFile(p string) (err error) {
 			if err = copyPrefix(tmp, p, untouched); err != nil {
 				return err
 			}
-			w = bufio.NewWriterSize(tmp, 256<<10)
+			w = bufio.NewWriterSize(tmp, maskPiece)
 		}
 		if w == nil {
 			untouched += int64(len(line))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -327,17 +328,34 @@ func TestRunFetchesTheJobLogWhenTheStreamBroke(t *testing.T) {
 	}
 }
 
+// A fetched file whose secret cannot be masked is removed and fails the
+// run. The job log was masked as it streamed: it is kept and never
+// rewritten.
 func TestRunFailsWhenASecretCannotBeMasked(t *testing.T) {
 	f := newFixture(t)
-	maskFileHook = func(string) error { return errors.New("disk full") }
+	f.cl.OnSubmit = func(dir string) {
+		f.cl.SetFile(dir+"/job-output.log", logWith(0))
+		f.cl.SetFile(dir+"/install.log", []byte("+ export HF_TOKEN=hf_secret\n"))
+	}
+	var rewritten []string
+	maskFileHook = func(p string) error {
+		rewritten = append(rewritten, filepath.Base(p))
+		return errors.New("disk full")
+	}
 	defer func() { maskFileHook = nil }()
 	out, err := f.run(context.Background(), Options{})
 	var me *MaskError
-	if !errors.As(err, &me) || !strings.Contains(err.Error(), "job-output.log") || !strings.Contains(err.Error(), "disk full") {
+	if !errors.As(err, &me) || !strings.Contains(err.Error(), "install.log") || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("err %v, want a MaskError naming the file", err)
 	}
-	if _, serr := os.Stat(filepath.Join(f.resultsDir(), "job-output.log")); !os.IsNotExist(serr) {
+	if _, serr := os.Stat(filepath.Join(f.resultsDir(), "install.log")); !os.IsNotExist(serr) {
 		t.Errorf("the unmasked log is still there to be archived: %v", serr)
+	}
+	if b, rerr := os.ReadFile(filepath.Join(f.resultsDir(), "job-output.log")); rerr != nil || !bytes.Contains(b, []byte("HF_TOKEN=****")) || bytes.Contains(b, []byte("hf_secret")) {
+		t.Errorf("the job log kept as it streamed: %q, %v; want it masked", b, rerr)
+	}
+	if !slices.Equal(rewritten, []string{"install.log"}) {
+		t.Errorf("files masked after collecting: %q, want only install.log (the job log was masked as it streamed)", rewritten)
 	}
 	if s := f.summary(); len(s.Unmasked) != 1 || out.ExitCode != 0 {
 		t.Errorf("summary %+v", s)

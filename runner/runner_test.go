@@ -128,6 +128,69 @@ func TestMaskFileStreamsAndRewritesOnlyWhenNeeded(t *testing.T) {
 	}
 }
 
+// A job log masked as it streams, cut into pieces anywhere, is byte for
+// byte the file maskFile makes of the whole: the collected copy needs no
+// second pass.
+func TestLineMaskerMatchesMaskFile(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var b strings.Builder
+	b.WriteString("plain line\n+ export HF_TOKEN=hf_abc\nA=1 B=2\n\nexport API_KEY='a b' x=y\n")
+	// Long lines, and secrets across maskFile's piece boundaries.
+	for _, at := range []int{maskPiece - 20, maskPiece - 9, maskPiece - 1, maskPiece, maskPiece + 3, 2*maskPiece - 4} {
+		b.WriteString(strings.Repeat("x", at))
+		b.WriteString(" HF_TOKEN=hf_longline_secret tail\n")
+	}
+	b.WriteString(strings.Repeat("y", maskPiece-1) + "\n")
+	b.WriteString(strings.Repeat("z", maskPiece) + "\n")
+	for range 2000 {
+		switch rng.IntN(4) {
+		case 0:
+			b.WriteString("rank output with no assignment at all\n")
+		case 1:
+			fmt.Fprintf(&b, "step %d PASSWORD=p%d next=%d\n", rng.IntN(100), rng.IntN(100), rng.IntN(100))
+		case 2:
+			b.WriteString("=\n==\nTOKEN=\n")
+		default:
+			fmt.Fprintf(&b, "SECRET_X=\"quoted %d\" after\n", rng.IntN(9))
+		}
+	}
+	for _, tail := range []string{"", "last HF_TOKEN=x", strings.Repeat("w", maskPiece) + " HF_TOKEN=end"} {
+		data := b.String() + tail
+		path := filepath.Join(t.TempDir(), "job-output.log")
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := maskFile(path); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := os.ReadFile(path)
+		if bytes.Equal(want, []byte(data)) || bytes.Contains(want, []byte("hf_abc")) {
+			t.Fatal("the case does not test what it should: maskFile masked nothing")
+		}
+		for _, max := range []int{len(data), 3 * maskPiece, 70000, 4096, 7} {
+			var got bytes.Buffer
+			m := lineMasker{emit: func(p []byte) { got.Write(p) }}
+			for p := []byte(data); len(p) > 0; {
+				n := min(1+rng.IntN(max), len(p))
+				m.Write(p[:n])
+				p = p[n:]
+			}
+			m.flush()
+			if !bytes.Equal(got.Bytes(), want) {
+				i := 0
+				for i < min(got.Len(), len(want)) && got.Bytes()[i] == want[i] {
+					i++
+				}
+				t.Errorf("tail %.8q, pieces up to %d: differs from maskFile at byte %d of %d (%d): %.40q vs %.40q",
+					tail, max, i, len(want), got.Len(), got.Bytes()[i:], want[i:])
+			}
+			if cap(m.part) > 2*maskPiece {
+				t.Errorf("pieces up to %d: held %d bytes", max, cap(m.part))
+			}
+		}
+	}
+}
+
 // TestNewRunIDBounded: a derived run id is one folder name of at most
 // MaxRunIDLen characters whatever the config name's length (a 250
 // character one made it longer than a file name may be), still unique per
