@@ -1,5 +1,7 @@
 package perf
 
+import "bytes"
+
 // JobLogScan takes what Collect and the report's timeline need from a job
 // log written to it as it streams, so that a log of gigabytes is not read
 // again once it has arrived. It holds a line at a time, plus the result
@@ -18,8 +20,23 @@ func NewJobLogScan() *JobLogScan {
 		s.blocks.line(n, line)
 		s.timeline.take(line)
 	}
+	s.split.quiet = func(region []byte) bool {
+		if s.blocks.cur != nil {
+			return false // inside a result block every line counts
+		}
+		for _, n := range scanNeedles {
+			if bytes.Contains(region, n) {
+				return false
+			}
+		}
+		return true
+	}
 	return s
 }
+
+// scanNeedles are in every line that blockParser.line and jobLogFacts.take
+// look at outside a block (pieces of headerMark and of their tests).
+var scanNeedles = [][]byte{[]byte("Benchmark Result"), []byte("Install script failed"), []byte("Started "), []byte("benchmark client at concurrency ")}
 
 // Write takes the next bytes of the log; it never fails.
 func (s *JobLogScan) Write(p []byte) (int, error) {

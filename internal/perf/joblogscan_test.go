@@ -63,6 +63,56 @@ func TestLineSplitterAnyPieces(t *testing.T) {
 	}
 }
 
+// A splitter told which regions are quiet passes the lines that matter
+// with the numbers they have in the whole, and the count stays right.
+func TestLineSplitterSkipsQuietRegions(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var lines []string
+	for i := range 5000 {
+		switch {
+		case i%997 == 0:
+			lines = append(lines, fmt.Sprintf("keep %d", i))
+		case i%1301 == 0:
+			lines = append(lines, strings.Repeat("k", lineMax+5)+"keep, but too long")
+		default:
+			lines = append(lines, strings.Repeat("filler ", rng.IntN(20)))
+		}
+	}
+	data := []byte(strings.Join(lines, "\n"))
+	var want []string
+	for i, l := range lines {
+		if strings.Contains(l, "keep") && len(l) < lineMax {
+			want = append(want, fmt.Sprintf("%d %s", i+1, l))
+		}
+	}
+	for _, max := range []int{len(data), 32 << 10, 500, 1} {
+		var got []string
+		skipped := false
+		s := lineSplitter{
+			fn: func(n int, line []byte) {
+				if bytes.Contains(line, []byte("keep")) {
+					got = append(got, fmt.Sprintf("%d %s", n, line))
+				}
+			},
+			quiet: func(region []byte) bool {
+				q := !bytes.Contains(region, []byte("keep"))
+				skipped = skipped || q
+				return q
+			},
+		}
+		writeInPieces(t, &s, data, max, rng)
+		if n := s.close(); n != len(lines) {
+			t.Errorf("pieces up to %d: %d lines counted, want %d", max, n, len(lines))
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("pieces up to %d: lines\n got %q\nwant %q", max, got, want)
+		}
+		if max > 1 && !skipped {
+			t.Errorf("pieces up to %d: no region was skipped", max)
+		}
+	}
+}
+
 // A job log scanned as it streamed gives Collect and the report's timeline
 // what reading the file gives, and the file is then not read again.
 func TestCollectFromStreamedJobLog(t *testing.T) {

@@ -140,6 +140,12 @@ func (s *LogScanner) Write(p []byte) (int, error) {
 		}
 		s.endLine()
 		p = p[i+1:]
+		// p starts a line: when no line up to its last newline may
+		// matter, they all go at once (a job log is mostly such lines, and
+		// one look at a stream's piece costs less than one per line).
+		if last := bytes.LastIndexByte(p, '\n'); last >= 0 && !mayMatter(p[:last]) {
+			p = p[last+1:]
+		}
 	}
 	return n, nil
 }
@@ -159,7 +165,7 @@ func (s *LogScanner) endLine() {
 	s.line, s.overlong = s.line[:0], false
 }
 
-// mayMatter is the cheap test that spares take (a string copy and two
+// mayMatter is the cheap test, on a line or on many, that spares take (a string copy and two
 // regular expressions) the lines that cannot change a fact: a job log is
 // gigabytes of ranks' output with a handful of lines that count. Every
 // marker take knows holds "===== " or "----- ", and the two result lines

@@ -125,9 +125,12 @@ func TestDecideIgnoresCopiedPrecheckLogs(t *testing.T) {
 
 // The scanner sees the same facts whatever pieces the log arrives in.
 func TestLogScannerPieces(t *testing.T) {
-	text := "a\r\nRank0 Pytest finished execution with exit code 3\n" + strings.Repeat("y", 70<<10) + "\n===== Per-role log tails (reason: x) =====\nRank0 Pytest finished execution with exit code 0\n===== End of per-role log tails =====\nsrun: error: n1: task 0: Exited with exit code 3"
+	// Stretches of lines that cannot matter, which pieces of many lines
+	// pass at once, between the ones that do.
+	filler := strings.Repeat("rank output\n", 2000)
+	text := "a\r\n" + filler + "Rank0 Pytest finished execution with exit code 3\n" + filler + strings.Repeat("y", 70<<10) + "\n" + filler + "===== Per-role log tails (reason: x) =====\nRank0 Pytest finished execution with exit code 0\n===== End of per-role log tails =====\nsrun: error: n1: task 0: Exited with exit code 3"
 	want := ReadJobLog(strings.NewReader(text))
-	for _, size := range []int{1, 2, 7, 4096} {
+	for _, size := range []int{1, 2, 7, 4096, 100 << 10} {
 		sc := NewLogScanner()
 		for i := 0; i < len(text); i += size {
 			sc.Write([]byte(text[i:min(i+size, len(text))]))
