@@ -108,6 +108,11 @@ type keptLog struct {
 func (k *keptLog) Write(p []byte) (int, error) {
 	k.facts.Write(p)
 	k.masker.Write(p)
+	// The buffer only gathers the masker's pieces of one delivery: someone
+	// tailing the results copy sees each delivery's whole lines at once.
+	if k.buf != nil && k.err == nil {
+		k.err = k.buf.Flush()
+	}
 	return len(p), nil
 }
 
