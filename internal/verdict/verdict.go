@@ -143,7 +143,7 @@ func (s *LogScanner) Write(p []byte) (int, error) {
 		// p starts a line: when no line up to its last newline may
 		// matter, they all go at once (a job log is mostly such lines, and
 		// one look at a stream's piece costs less than one per line).
-		if last := bytes.LastIndexByte(p, '\n'); last >= 0 && !mayMatter(p[:last]) {
+		if last := bytes.LastIndexByte(p, '\n'); last >= 0 && !someMayMatter(p[:last]) {
 			p = p[last+1:]
 		}
 	}
@@ -173,6 +173,16 @@ func (s *LogScanner) endLine() {
 func mayMatter(line []byte) bool {
 	return bytes.Contains(line, []byte("===== ")) || bytes.Contains(line, []byte("----- ")) ||
 		bytes.Contains(line, []byte("Rank0 Pytest finished")) || bytes.Contains(line, []byte("srun: error: "))
+}
+
+// someMayMatter is false only when no line in lines passes mayMatter with
+// a line that take uses. It looks for srun's report by its "Exited with
+// exit code": searching a region for "srun: error: " is slow, because its
+// first letter is everywhere in a log (bytes.Index then compares at every
+// position), and the line the verdict takes from srun holds both.
+func someMayMatter(lines []byte) bool {
+	return bytes.Contains(lines, []byte("===== ")) || bytes.Contains(lines, []byte("----- ")) ||
+		bytes.Contains(lines, []byte("Rank0 Pytest finished")) || bytes.Contains(lines, []byte("Exited with exit code"))
 }
 
 func (s *LogScanner) take(text string) {
