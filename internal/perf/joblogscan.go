@@ -1,6 +1,6 @@
 package perf
 
-import "bytes"
+import "github.com/disagg-runner/disagg-runner/internal/needle"
 
 // JobLogScan takes what Collect and the report's timeline need from a job
 // log written to it as it streams, so that a log of gigabytes is not read
@@ -20,23 +20,15 @@ func NewJobLogScan() *JobLogScan {
 		s.blocks.line(n, line)
 		s.timeline.take(line)
 	}
-	s.split.quiet = func(region []byte) bool {
-		if s.blocks.cur != nil {
-			return false // inside a result block every line counts
-		}
-		for _, n := range scanNeedles {
-			if bytes.Contains(region, n) {
-				return false
-			}
-		}
-		return true
-	}
+	// Inside a result block every line counts.
+	s.split.busy = func() bool { return s.blocks.cur != nil }
+	s.split.needles = needle.New(scanNeedles...)
 	return s
 }
 
 // scanNeedles are in every line that blockParser.line and jobLogFacts.take
 // look at outside a block (pieces of headerMark and of their tests).
-var scanNeedles = [][]byte{[]byte("Benchmark Result"), []byte("Install script failed"), []byte("Started "), []byte("benchmark client at concurrency ")}
+var scanNeedles = []string{"Benchmark Result", "Install script failed", "Started ", "benchmark client at concurrency "}
 
 // Write takes the next bytes of the log; it never fails.
 func (s *JobLogScan) Write(p []byte) (int, error) {

@@ -3,6 +3,8 @@ package perf
 import (
 	"bytes"
 	"io"
+
+	"github.com/disagg-runner/disagg-runner/internal/needle"
 )
 
 // lineMax bounds the lines perf looks at: a result block's lines and the
@@ -27,11 +29,13 @@ func eachLine(r io.Reader, fn func(n int, line []byte)) (int, error) {
 // lies, and only a line cut between pieces is copied (up to lineMax).
 type lineSplitter struct {
 	fn func(n int, line []byte)
-	// quiet, when set, may say that none of the whole lines in a region
-	// matter to fn: they are then counted, not passed. A job log is mostly
-	// lines that do not, and one look at 32 KiB costs less than a call
-	// per line.
-	quiet    func(region []byte) bool
+	// needles, when set, are in every line fn needs, except while busy
+	// (when set) says every line matters: the whole lines before the next
+	// needle are counted, not passed. A job log is mostly lines that do
+	// not matter, and one search of a piece costs less than a call per
+	// line.
+	needles  *needle.Finder
+	busy     func() bool
 	n        int    // lines passed so far
 	part     []byte // the start of a line cut between pieces
 	overlong bool   // the current line reached lineMax: it is passed as nil
@@ -39,31 +43,35 @@ type lineSplitter struct {
 
 // Write never fails.
 func (s *lineSplitter) Write(p []byte) (int, error) {
-	size := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
+	if s.needles != nil {
+		s.needles.Reset()
+	}
+	pos := 0
+	for pos < len(p) {
+		i := bytes.IndexByte(p[pos:], '\n')
 		if i < 0 {
-			s.hold(p)
+			s.hold(p[pos:])
 			break
 		}
 		if len(s.part) == 0 && !s.overlong {
-			s.emit(p[:i])
+			s.emit(p[pos : pos+i])
 		} else {
-			s.hold(p[:i])
+			s.hold(p[pos : pos+i])
 			s.emit(s.part)
 		}
-		p = p[i+1:]
-		if s.quiet == nil {
+		pos += i + 1
+		if s.needles == nil || s.busy != nil && s.busy() {
 			continue
 		}
-		// p starts a line: the whole lines up to its last newline are one
-		// region.
-		if last := bytes.LastIndexByte(p, '\n'); last >= 0 && s.quiet(p[:last]) {
-			s.n += bytes.Count(p[:last+1], []byte{'\n'})
-			p = p[last+1:]
+		// pos starts a line: the whole lines before the next needle go
+		// at once.
+		next := s.needles.Next(p, pos)
+		if last := bytes.LastIndexByte(p[pos:next], '\n'); last >= 0 {
+			s.n += bytes.Count(p[pos:pos+last+1], []byte{'\n'})
+			pos += last + 1
 		}
 	}
-	return size, nil
+	return len(p), nil
 }
 
 func (s *lineSplitter) hold(p []byte) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/disagg-runner/disagg-runner/internal/exitcode"
 	"github.com/disagg-runner/disagg-runner/internal/lazyre"
+	"github.com/disagg-runner/disagg-runner/internal/needle"
 )
 
 // Evidence is what the runner collected about a finished job.
@@ -109,6 +110,7 @@ func ReadJobLog(r io.Reader) LogFacts {
 // it streams: the verdict then needs no copy of the log on disk.
 type LogScanner struct {
 	facts          LogFacts
+	markers        *needle.Finder
 	line           []byte
 	overlong       bool // the current line passed maxLine: skipped
 	inDump, inCopy bool
@@ -116,17 +118,18 @@ type LogScanner struct {
 
 // NewLogScanner starts with nothing seen.
 func NewLogScanner() *LogScanner {
-	return &LogScanner{facts: LogFacts{read: true, rank: -1, srun: -1}}
+	return &LogScanner{facts: LogFacts{read: true, rank: -1, srun: -1}, markers: needle.New(lineMarkers...)}
 }
 
 // Write takes the next bytes of the log; it never fails.
 func (s *LogScanner) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		chunk := p
+	s.markers.Reset()
+	pos := 0
+	for pos < len(p) {
+		i := bytes.IndexByte(p[pos:], '\n')
+		chunk := p[pos:]
 		if i >= 0 {
-			chunk = p[:i]
+			chunk = p[pos : pos+i]
 		}
 		if !s.overlong {
 			if len(s.line)+len(chunk) > maxLine {
@@ -139,15 +142,16 @@ func (s *LogScanner) Write(p []byte) (int, error) {
 			break
 		}
 		s.endLine()
-		p = p[i+1:]
-		// p starts a line: when no line up to its last newline may
-		// matter, they all go at once (a job log is mostly such lines, and
-		// one look at a stream's piece costs less than one per line).
-		if last := bytes.LastIndexByte(p, '\n'); last >= 0 && !someMayMatter(p[:last]) {
-			p = p[last+1:]
+		pos += i + 1
+		// pos starts a line: the whole lines before the next marker
+		// cannot matter and go at once (a job log is mostly such lines,
+		// and one search of a piece costs less than a look at each line).
+		next := s.markers.Next(p, pos)
+		if last := bytes.LastIndexByte(p[pos:next], '\n'); last >= 0 {
+			pos += last + 1
 		}
 	}
-	return n, nil
+	return len(p), nil
 }
 
 // Facts are what the log said; a last line without its newline counts.
@@ -175,15 +179,12 @@ func mayMatter(line []byte) bool {
 		bytes.Contains(line, []byte("Rank0 Pytest finished")) || bytes.Contains(line, []byte("srun: error: "))
 }
 
-// someMayMatter is false only when no line in lines passes mayMatter with
-// a line that take uses. It looks for srun's report by its "Exited with
-// exit code": searching a region for "srun: error: " is slow, because its
-// first letter is everywhere in a log (bytes.Index then compares at every
-// position), and the line the verdict takes from srun holds both.
-func someMayMatter(lines []byte) bool {
-	return bytes.Contains(lines, []byte("===== ")) || bytes.Contains(lines, []byte("----- ")) ||
-		bytes.Contains(lines, []byte("Rank0 Pytest finished")) || bytes.Contains(lines, []byte("Exited with exit code"))
-}
+// lineMarkers are in every line take uses (the line mayMatter passes). It
+// looks for srun's report by its "Exited with exit code": a search for
+// "srun: error: " is slow, because its first letter is everywhere in a
+// log (bytes.Index then compares at nearly every position), and the line
+// the verdict takes from srun holds both.
+var lineMarkers = []string{"===== ", "----- ", "Rank0 Pytest finished", "Exited with exit code"}
 
 func (s *LogScanner) take(text string) {
 	switch trimmed := strings.TrimSpace(text); {

@@ -145,8 +145,19 @@ func TestLogScannerPieces(t *testing.T) {
 // output in 32 KiB pieces, as a poll delivers it, with the lines that
 // count at the end.
 func BenchmarkLogScanner(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchLogScanner(b, 0) })
+	// A marker every 100 lines (a rank printing "----- " tables): each
+	// piece is still searched once, not once per line.
+	b.Run("markers", func(b *testing.B) { benchLogScanner(b, 100) })
+}
+
+func benchLogScanner(b *testing.B, markerEvery int) {
 	var chunk []byte
-	for len(chunk) < 32<<10 {
+	for i := 1; len(chunk) < 32<<10; i++ {
+		if markerEvery > 0 && i%markerEvery == 0 {
+			chunk = append(chunk, "[1,3]<stdout>: ----- table of this step -----\n"...)
+			continue
+		}
 		chunk = append(chunk, "[1,3]<stdout>: step 1234 loss 0.123 tokens/s 45678 every rank's output, as a real log has it\n"...)
 	}
 	tail := []byte("Rank0 Pytest finished execution with exit code 0\n")
