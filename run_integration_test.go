@@ -843,8 +843,16 @@ func TestRunWithoutAccounting(t *testing.T) {
 		if ended, noticed := summaryTime(r.summary, "ended"), summaryTime(r.summary, "end_noticed"); !ended.IsZero() {
 			t.Logf("end lag without accounting: %s", noticed.Sub(ended).Round(time.Millisecond))
 		}
-		if src := r.summary["state_source"]; src != "scontrol" {
-			t.Errorf("final state from %v, want scontrol (there is no accounting)", src)
+		// A sentinel lost to the job's own scancel (it can still kill bash
+		// inside the EXIT trap, for microseconds) leaves the end to the
+		// safety net, which comes after MinJobAge: the end is then known,
+		// the final state not, and the code must still be right.
+		switch src, state := r.summary["state_source"], r.summary["state"]; {
+		case src == "scontrol":
+		case src == nil && state == nil:
+			t.Logf("knobs %v: the final state was lost (no sentinel, forgotten before the safety net looked); code %d from the job log", c.knobs, r.code)
+		default:
+			t.Errorf("final state %v from %v, want one from scontrol (there is no accounting), or none", state, src)
 		}
 	}
 }

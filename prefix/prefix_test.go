@@ -5,8 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/disagg-runner/disagg-runner/internal/launch"
 )
@@ -35,7 +37,7 @@ func TestBuild(t *testing.T) {
 		"export jobWorkspace=/work/ws-1\n", "export stageName='GB200 perf (post-merge)'\n",
 		`export pytestCommand="LLM_ROOT=/src/trtllm LLM_MODELS_ROOT=/data/models /src/trtllm/tensorrt_llm/llmapi/trtllm-llmapi-launch pytest -v --timeout=300 `,
 		"--junit-xml=/work/ws-1/results.xml", "--test-list=/work/ws-1/test_list.txt\"\n",
-		"trap 'echo \"$? $(date +%s)\" > /work/ws-1/job-finished' EXIT\n",
+		"trap 'printf \"%s %(%s)T\\n\" \"$?\" -1 > /work/ws-1/job-finished' EXIT\n",
 	} {
 		if !strings.Contains(p, want) {
 			t.Errorf("prefix lacks %q:\n%s", want, p)
@@ -67,6 +69,52 @@ func TestBuild(t *testing.T) {
 	}
 	if !strings.Contains(f.TestID, "[disagg_upload-gen_only-tc_ctx1_gen1_3nodes]") {
 		t.Errorf("v2 test id %q", f.TestID)
+	}
+}
+
+// TestFinishedTrap runs the prefix's EXIT trap in bash: it writes
+// "<rc> <epoch>" on a plain exit and on SIGTERM (scancel), and it runs no
+// external command (PATH leads nowhere), so no fork widens the window in
+// which the job's own scancel can kill bash inside the trap.
+func TestFinishedTrap(t *testing.T) {
+	dir := t.TempDir()
+	in := goodInputs()
+	in.FinishedFile = filepath.Join(dir, "job-finished")
+	f, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trap string
+	for l := range strings.Lines(string(f.ScriptPrefix)) {
+		if strings.HasPrefix(l, "trap ") && strings.HasSuffix(l, " EXIT\n") {
+			trap = l
+		}
+	}
+	if trap == "" {
+		t.Fatalf("no EXIT trap in\n%s", f.ScriptPrefix)
+	}
+	for _, c := range []struct{ body, rc string }{
+		{"exit 3", "3"},
+		{"true", "0"},
+		// $? is then the last command's status, which bash leaves as it
+		// was: any number will do, the write is what counts.
+		{"kill -TERM $$; while :; do :; done", ""},
+	} {
+		os.Remove(in.FinishedFile)
+		before := time.Now().Unix()
+		cmd := exec.Command("bash", "-c", trap+c.body)
+		cmd.Env = []string{"PATH=/nonexistent"}
+		out, _ := cmd.CombinedOutput()
+		got, err := os.ReadFile(in.FinishedFile)
+		if err != nil {
+			t.Fatalf("%s: %v (bash said %q)", c.body, err, out)
+		}
+		rc, epoch, ok := strings.Cut(strings.TrimSuffix(string(got), "\n"), " ")
+		sec, perr := strconv.ParseInt(epoch, 10, 64)
+		_, rcErr := strconv.Atoi(rc)
+		if !ok || rcErr != nil || c.rc != "" && rc != c.rc || perr != nil || sec < before || sec > time.Now().Unix() {
+			t.Errorf("%s: sentinel %q, want %q and an epoch from now (bash said %q)", c.body, got, c.rc+" <epoch>", out)
+		}
 	}
 }
 

@@ -104,6 +104,8 @@ func (j *jobRun) followStage(ctx context.Context) error {
 		j.con.Log.Error("following the job failed", "job", j.id, "err", err)
 	} else if final.Completing {
 		j.con.Log.Warn("Slurm forgot the job while it was COMPLETING and keeps no accounting: its end is known, its final state is not", "job", j.id, "nodes", final.NodeList)
+	} else if final.EndUnrecorded {
+		j.con.Log.Warn("Slurm forgot the job before its end was seen and keeps no accounting: it has ended, its final state is unknown; pytest's code in the job log decides", "job", j.id, "nodes", final.NodeList)
 	}
 	j.final = final
 	fillState(j.out, final)

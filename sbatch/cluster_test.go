@@ -61,7 +61,7 @@ func jobScript(t *testing.T, env map[string]string, ws, extra, body string) {
 #SBATCH --job-name=sbatch-it
 %s
 WS=%s
-trap 'echo "$? $(date +%%s)" > "$WS/job-finished"' EXIT
+trap 'printf "%%s %%(%%s)T\n" "$?" -1 > "$WS/job-finished"' EXIT
 %s
 `, env["CLUSTER_PARTITION"], env["CLUSTER_ACCOUNT"], ws, extra, shellquote.Quote(ws), body)
 	if err := os.WriteFile(filepath.Join(ws, "launch.sh"), []byte(script), 0o755); err != nil {

@@ -41,8 +41,9 @@ type JobState struct {
 	// controller's COMPLETING.
 	Completing bool
 	// EndUnrecorded: the controller has forgotten the job, which it does
-	// only after its end, while accounting never recorded that end (its
-	// State is the last it got, such as REQUEUED). Only Settle sets it.
+	// only after its end, and nothing recorded that end. From Settle,
+	// State is the last accounting got (such as REQUEUED); from Watch on a
+	// cluster without accounting, State is "" (unknown).
 	EndUnrecorded bool
 	// StdOut is the batch script's output file as the controller reports
 	// it (scontrol only); "" when not known.

@@ -82,14 +82,17 @@ const unrecordedEndPatience = 2 * time.Minute
 // 3×ControllerEvery while the job runs (every ControllerEvery while it is
 // pending): 6 RPCs over a one-minute job, about 1.3 per minute over a long
 // one. The price: an end that leaves no sentinel (SIGKILL, node failure)
-// is noticed up to 90 s late on such a cluster.
+// is noticed up to 90 s late on such a cluster, and with a MinJobAge
+// shorter than that (the default is 300 s) its final state is lost.
 //
 // Errors from Slurm's commands (a controller restarting, say) are logged
 // and polled through; when the controller cannot be reached at all, an end
 // that accounting recorded is taken as final. A transport that cannot
-// reach the node any more, a job forgotten by a controller on a cluster
-// without accounting, or a job id nobody knows end the watch with an
-// error.
+// reach the node any more, or a job id nobody knows end the watch with an
+// error. A job the controller forgets on a cluster without accounting
+// before its end was seen (MinJobAge shorter than the safety net's period,
+// and no sentinel) has ended all the same: it comes back with
+// EndUnrecorded set and State "".
 func (c *Client) Watch(ctx context.Context, id JobID, finishedFile string, onChange func(JobState)) (JobState, error) {
 	w := &watcher{c: c, clock: c.clock, id: id, file: finishedFile, onChange: onChange}
 	if w.clock == nil {
@@ -256,7 +259,18 @@ func (w *watcher) pollController(ctx context.Context, maxAge time.Duration) (don
 				w.cur.Completing = true
 				return true, nil
 			}
-			// The controller forgot the job and nothing else remembers it.
+			if w.answers > 0 {
+				// The controller knew the job and forgets it only MinJobAge
+				// after its end: the job has ended, between two looks and
+				// without a sentinel (killed in the EXIT trap, SIGKILL, a
+				// node failure), and nothing kept its final state. The
+				// caller gets that end, State unknown, so that the job's
+				// own evidence (pytest's code in its log) still counts.
+				w.c.logf("watch job %s: slurmctld forgot the job (last seen %s) before its end was seen, and there is no accounting: it has ended, its final state is unknown", w.id, w.cur.State)
+				w.cur.State, w.cur.Source, w.cur.EndUnrecorded = "", "", true
+				return true, nil
+			}
+			// The controller never knew the job, and nothing else does.
 			return false, err
 		}
 		if fatal := w.tolerate(ctx, err); fatal != nil {
@@ -504,7 +518,7 @@ func (w *watcher) pollSentinel(ctx context.Context) (done bool, err error) {
 	}
 	rc, epoch, ok := parseSentinel(content)
 	if !ok {
-		// Not written whole yet (the trap's echo is one write, but a
+		// Not written whole yet (the trap's printf is one write, but a
 		// shared file system may show the file before its data).
 		return false, nil
 	}

@@ -522,6 +522,23 @@ func TestWatchCompletingThenPurgedWithoutAccounting(t *testing.T) {
 	}
 }
 
+// Without accounting, a job the controller showed RUNNING and then forgot
+// before any look saw its end (no sentinel: the EXIT trap was killed by
+// the job's own scancel; CI met it with MinJobAge=5) has ended all the
+// same; its final state is gone. The watch ends with that, not an error,
+// so that pytest's code in the job's log still decides.
+func TestWatchRunningThenPurgedWithoutAccounting(t *testing.T) {
+	tl := &timeline{t: t, steps: []step{
+		{at: 0, scontrol: ctl(running), sacct: &answer{stderr: accountingDisabled, code: 1}},
+		{at: 2500 * time.Millisecond, scontrol: &answer{stderr: invalidJobID, code: 1}},
+	}}
+	c := tl.client(fastPolicy, t.Logf)
+	final, _, err := watchChanges(t, c, 5*time.Second)
+	if err != nil || final.State != "" || !final.EndUnrecorded || final.Live() || final.NodeList != running.nodes {
+		t.Fatalf("%+v %v, want an end with State unknown, EndUnrecorded set and the nodes kept", final, err)
+	}
+}
+
 func TestWatchUnknownJobGivesUp(t *testing.T) {
 	tl := &timeline{t: t, steps: []step{
 		{at: 0, scontrol: &answer{stderr: invalidJobID, code: 1}, sacct: &answer{}},

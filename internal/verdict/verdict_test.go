@@ -37,6 +37,10 @@ func TestDecide(t *testing.T) {
 		{"junit empty", Evidence{State: "COMPLETED", JUnit: [][]byte{xmlEmpty}}, 5, 5},
 		{"junit garbage ignored", Evidence{State: "FAILED", JUnit: [][]byte{[]byte("<not xml")}}, 14, -1},
 		{"precheck lines are not pytest's", Evidence{State: "CANCELLED", Log: log("Rank0 cache-transceiver precheck finished with exit code 1\n")}, 14, -1},
+		// The end was never seen (forgotten without accounting): a failure
+		// still passes through, a pass cannot be called success.
+		{"failed, final state unknown", Evidence{Log: log(rank("1"))}, 1, 1},
+		{"passed, final state unknown", Evidence{Log: log(rank("0"))}, 14, 0},
 		{"Rank1 lines are not the benchmark's", Evidence{State: "COMPLETED", Log: log("Rank1 Pytest finished execution with exit code 0\n")}, 14, -1},
 	}
 	for _, c := range cases {
