@@ -843,8 +843,8 @@ func TestRunWithoutAccounting(t *testing.T) {
 		if ended, noticed := summaryTime(r.summary, "ended"), summaryTime(r.summary, "end_noticed"); !ended.IsZero() {
 			t.Logf("end lag without accounting: %s", noticed.Sub(ended).Round(time.Millisecond))
 		}
-		// A sentinel lost to the job's own scancel (it can still kill bash
-		// inside the EXIT trap, for microseconds) leaves the end to the
+		// A sentinel lost to the job's own scancel (its SIGTERM can still
+		// land before the EXIT trap ignores TERM) leaves the end to the
 		// safety net, which comes after MinJobAge: the end is then known,
 		// the final state not, and the code must still be right.
 		switch src, state := r.summary["state_source"], r.summary["state"]; {

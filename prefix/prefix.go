@@ -91,13 +91,14 @@ func Build(in Inputs) (Files, error) {
 	line("set -xEeuo pipefail")
 	// Written on every exit, including scancel and the time limit (bash runs
 	// EXIT traps on SIGTERM); a draft that installs its own EXIT trap only
-	// costs the runner its fast end detection, not correctness. Builtins
-	// only: a SIGTERM that arrives while the trap runs kills bash before
-	// the write (an EXIT trap never runs twice), and the draft's own
-	// scancel sends one just as the script exits. A `$(date)` fork left
-	// milliseconds for that, enough to lose a sentinel on a loaded node;
-	// printf's %(...)T (bash 4.2) leaves microseconds.
-	line(`trap 'printf "%%s %%(%%s)T\n" "$?" -1 > %s' EXIT`, shellquote.Quote(in.FinishedFile))
+	// costs the runner its fast end detection, not correctness. The
+	// draft's own scancel sends a SIGTERM just as the script exits, and one
+	// that arrives while the trap runs kills bash before the write (an EXIT
+	// trap never runs twice): CI lost a sentinel so while the trap forked
+	// `date`. So the trap ignores TERM first (after saving $?, which `trap`
+	// resets) and forks nothing (printf's %(...)T, bash 4.2); what is left
+	// is the time of one assignment.
+	line(`trap '_rc=$?; trap "" TERM; printf "%%s %%(%%s)T\n" "$_rc" -1 > %s' EXIT`, shellquote.Quote(in.FinishedFile))
 	line(`echo "Starting Slurm job $SLURM_JOB_ID on $SLURM_NODELIST"`)
 	line("export jobWorkspace=%s", shellquote.Quote(ws))
 	line("export llmSrcNode=%s", shellquote.Quote(in.LLMSrcNode))

@@ -2,11 +2,14 @@ package prefix
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,7 +40,7 @@ func TestBuild(t *testing.T) {
 		"export jobWorkspace=/work/ws-1\n", "export stageName='GB200 perf (post-merge)'\n",
 		`export pytestCommand="LLM_ROOT=/src/trtllm LLM_MODELS_ROOT=/data/models /src/trtllm/tensorrt_llm/llmapi/trtllm-llmapi-launch pytest -v --timeout=300 `,
 		"--junit-xml=/work/ws-1/results.xml", "--test-list=/work/ws-1/test_list.txt\"\n",
-		"trap 'printf \"%s %(%s)T\\n\" \"$?\" -1 > /work/ws-1/job-finished' EXIT\n",
+		"trap '_rc=$?; trap \"\" TERM; printf \"%s %(%s)T\\n\" \"$_rc\" -1 > /work/ws-1/job-finished' EXIT\n",
 	} {
 		if !strings.Contains(p, want) {
 			t.Errorf("prefix lacks %q:\n%s", want, p)
@@ -72,27 +75,31 @@ func TestBuild(t *testing.T) {
 	}
 }
 
+// exitTrap is the prefix's EXIT trap line for in.
+func exitTrap(t *testing.T, in Inputs) string {
+	t.Helper()
+	f, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l := range strings.Lines(string(f.ScriptPrefix)) {
+		if strings.HasPrefix(l, "trap ") && strings.HasSuffix(l, " EXIT\n") {
+			return l
+		}
+	}
+	t.Fatalf("no EXIT trap in\n%s", f.ScriptPrefix)
+	return ""
+}
+
 // TestFinishedTrap runs the prefix's EXIT trap in bash: it writes
 // "<rc> <epoch>" on a plain exit and on SIGTERM (scancel), and it runs no
-// external command (PATH leads nowhere), so no fork widens the window in
+// external command (PATH leads nowhere): no fork widens the window in
 // which the job's own scancel can kill bash inside the trap.
 func TestFinishedTrap(t *testing.T) {
 	dir := t.TempDir()
 	in := goodInputs()
 	in.FinishedFile = filepath.Join(dir, "job-finished")
-	f, err := Build(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var trap string
-	for l := range strings.Lines(string(f.ScriptPrefix)) {
-		if strings.HasPrefix(l, "trap ") && strings.HasSuffix(l, " EXIT\n") {
-			trap = l
-		}
-	}
-	if trap == "" {
-		t.Fatalf("no EXIT trap in\n%s", f.ScriptPrefix)
-	}
+	trap := exitTrap(t, in)
 	for _, c := range []struct{ body, rc string }{
 		{"exit 3", "3"},
 		{"true", "0"},
@@ -115,6 +122,72 @@ func TestFinishedTrap(t *testing.T) {
 		if !ok || rcErr != nil || c.rc != "" && rc != c.rc || perr != nil || sec < before || sec > time.Now().Unix() {
 			t.Errorf("%s: sentinel %q, want %q and an epoch from now (bash said %q)", c.body, got, c.rc+" <epoch>", out)
 		}
+	}
+}
+
+// TestFinishedTrapIgnoresTERM holds the trap in its write, the sentinel
+// being a FIFO nobody reads yet, and sends SIGTERM there, as the job's
+// own scancel can: bash must not die before the write (CI lost a sentinel
+// that way). The signal must find TERM ignored; the write then completes
+// once a reader comes, and the script keeps its exit code.
+func TestFinishedTrapIgnoresTERM(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "job-finished")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := goodInputs()
+	in.FinishedFile = fifo
+	cmd := exec.Command("bash", "-c", exitTrap(t, in)+"exit 3")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	proc := fmt.Sprintf("/proc/%d/", cmd.Process.Pid)
+
+	// Opening a FIFO to write waits in the kernel until a reader opens
+	// it: the trap is then inside its write.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if w, _ := os.ReadFile(proc + "wchan"); string(w) == "wait_for_partner" {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("bash exited (%v) before the trap's write", err)
+		case <-time.After(time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("bash never reached the trap's write")
+		}
+	}
+	status, err := os.ReadFile(proc + "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ignored uint64
+	for l := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(l, "SigIgn:"); ok {
+			ignored, _ = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	if ignored&(1<<(syscall.SIGTERM-1)) == 0 {
+		t.Errorf("SIGTERM is not ignored while the trap writes (SigIgn %x)", ignored)
+	}
+	if err := syscall.Kill(cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.Open(fifo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	r.Close()
+	err = <-exited
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.HasPrefix(string(got), "3 ") {
+		t.Errorf("bash ended with %v and wrote %q, want exit 3 and \"3 <epoch>\"", err, got)
 	}
 }
 
