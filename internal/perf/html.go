@@ -79,6 +79,11 @@ func RenderHTML(dir string, s *Summary, now time.Time) string {
 	row("job id", esc(s.JobID))
 	if ri != nil {
 		st := ri.State
+		if st == "" && ri.JobID != "" {
+			// The job ran, but nothing kept its final state (forgotten by
+			// a controller without accounting before it was seen to end).
+			st = "unknown"
+		}
 		if ri.CancelledBy != "" {
 			st += " by " + ri.CancelledBy
 		}

@@ -254,6 +254,21 @@ func TestReportHTMLDegrades(t *testing.T) {
 	}
 }
 
+// A summary without a final state (Slurm forgot the job before its end
+// was seen, and keeps no accounting) says so instead of leaving the row
+// out.
+func TestReportHTMLStateUnknown(t *testing.T) {
+	dir := t.TempDir()
+	summary := `{"run_id":"r","job_id":"7","test_id":"t[x]","pytest_exit_code":1,"exit_code":1,"reason":"pytest exited 1 (tests failed)"}`
+	if err := os.WriteFile(filepath.Join(dir, RunSummaryName), []byte(summary), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	page := RenderHTML(dir, Collect(dir, Run{RunID: "r", TestID: "t[x]"}), time.Now())
+	if !strings.Contains(page, "<tr><th>state</th><td>unknown</td></tr>") {
+		t.Errorf("page has no state row saying unknown:\n%s", page)
+	}
+}
+
 // chromium finds a headless Chromium: the test skips without one, except
 // in CI (CI=true), where it must be there.
 func chromium(t *testing.T) string {
