@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -61,7 +62,7 @@ func jobScript(t *testing.T, env map[string]string, ws, extra, body string) {
 #SBATCH --job-name=sbatch-it
 %s
 WS=%s
-trap 'printf "%%s %%(%%s)T\n" "$?" -1 > "$WS/job-finished"' EXIT
+trap '_rc=$?; trap "" TERM; printf "%%s %%(%%s)T\n" "$_rc" -1 > "$WS/job-finished"' EXIT
 %s
 `, env["CLUSTER_PARTITION"], env["CLUSTER_ACCOUNT"], ws, extra, shellquote.Quote(ws), body)
 	if err := os.WriteFile(filepath.Join(ws, "launch.sh"), []byte(script), 0o755); err != nil {
@@ -274,6 +275,59 @@ func TestClusterCancelJobIgnoringSIGTERM(t *testing.T) {
 	// Completing was true to the controller's face: it still says so.
 	if s, err := c.scontrol(ctx, id); err != nil || s.State != "COMPLETING" {
 		t.Errorf("the controller now says %+v %v; KillWait (30 s) cannot have passed yet", s, err)
+	}
+}
+
+// TestClusterHiddenPartition probes a Hidden=YES partition, then submits
+// two jobs to it and watches them together, as a run of a test list does
+// (one listing of all jobs answers both watches), asking as user nobody:
+// for anyone but root, scontrol leaves such a partition and its jobs out
+// of listings unless asked with -a. The check would call the partition
+// missing, and the watch would take the jobs for forgotten (an error
+// without accounting; accounting's answer instead of the controller's
+// with it).
+func TestClusterHiddenPartition(t *testing.T) {
+	env := cluster(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for runuser: root itself sees hidden partitions")
+	}
+	hidden := env["TESTCLUSTER_HIDDEN_PARTITION"]
+	if hidden == "" {
+		t.Fatal("the test cluster's env names no hidden partition: restart it with scripts/testcluster up")
+	}
+	t.Parallel()
+	c := &Client{T: transport.Local{}, Logf: logTo(t)}
+	asker := &Client{T: asNobody{conf: env["SLURM_CONF"]}, Logf: logTo(t)}
+	ctx := testContext(t, 3*time.Minute)
+	facts, err := asker.Probe(ctx, ProbeRequest{Partition: hidden})
+	if err != nil || !facts.Partition.Found || facts.Partition.State != "UP" || len(facts.GPUs) == 0 {
+		t.Errorf("probe of the hidden partition: %+v %v", facts, err)
+	}
+
+	henv := maps.Clone(env)
+	henv["CLUSTER_PARTITION"] = hidden
+	var ids []JobID
+	var files []string
+	for range 2 {
+		ws := workspace(t)
+		jobScript(t, henv, ws, "#SBATCH --nodes=1", "echo in the hidden partition; sleep 2")
+		id, err := c.Submit(ctx, ws, "launch.sh", "job-id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, files = append(ids, id), append(files, filepath.Join(ws, "job-finished"))
+	}
+	finals := make([]JobState, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() { finals[i], errs[i] = asker.Watch(ctx, ids[i], files[i], nil) })
+	}
+	wg.Wait()
+	for i, id := range ids {
+		if f := finals[i]; errs[i] != nil || f.State != "COMPLETED" || f.Source != "scontrol" {
+			t.Errorf("job %s: %+v %v, want COMPLETED from scontrol", id, f, errs[i])
+		}
 	}
 }
 

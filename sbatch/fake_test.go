@@ -79,7 +79,7 @@ func (f *fakeT) count(sub string) int {
 // kind names a command the way the fake cluster dispatches on it.
 func kind(cmd string) string {
 	switch {
-	case strings.Contains(cmd, "scontrol show job"):
+	case strings.Contains(cmd, "scontrol -a show job"):
 		return "scontrol"
 	case strings.Contains(cmd, "sacct "):
 		return "sacct"

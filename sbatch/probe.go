@@ -77,7 +77,10 @@ func probeScript(req ProbeRequest) string {
 	}
 	if req.Partition != "" {
 		p := shellquote.Quote(req.Partition)
-		line("echo ::partition; scontrol show partition -o %s 2>&1", p)
+		// -a: a hidden partition is as good as any to submit to, but
+		// scontrol says "not found" without it for anyone but root. sinfo
+		// shows a partition named with -p, and refuses -a with it.
+		line("echo ::partition; scontrol -a show partition -o %s 2>&1", p)
 		line("echo ::gres; sinfo -h -N -p %s -o '%%N %%G' 2>&1", p)
 	}
 	if req.Account != "" {

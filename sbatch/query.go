@@ -53,7 +53,9 @@ func forgottenError(id JobID, err error) error {
 
 // scontrol asks the controller about one job.
 func (c *Client) scontrol(ctx context.Context, id JobID) (JobState, error) {
-	out, err := c.run(ctx, slurmEnv+"scontrol show job -o "+shellquote.Quote(string(id)))
+	// -a: a job in a hidden partition (or one the user's group cannot
+	// use) is left out of scontrol's answers without it.
+	out, err := c.run(ctx, slurmEnv+"scontrol -a show job -o "+shellquote.Quote(string(id)))
 	if err != nil {
 		if _, ok := exitCode(err); ok && strings.Contains(out.stderr, "Invalid job id specified") {
 			return JobState{ID: id, Source: "scontrol"}, errPurged

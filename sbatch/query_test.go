@@ -26,7 +26,7 @@ func TestQueryAsksControllerFirst(t *testing.T) {
 	}
 	// Times are asked for in UTC and in the standard format, whatever the
 	// login node's zone and the user's SLURM_TIME_FORMAT.
-	if !strings.HasPrefix(f.calls[0], "TZ=UTC SLURM_TIME_FORMAT=standard scontrol show job -o 28") {
+	if !strings.HasPrefix(f.calls[0], "TZ=UTC SLURM_TIME_FORMAT=standard scontrol -a show job -o 28") {
 		t.Errorf("command %q", f.calls[0])
 	}
 }

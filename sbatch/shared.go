@@ -302,7 +302,7 @@ func (c *Client) queryMany(ctx context.Context, ids []JobID) map[JobID]jobAnswer
 	// meaning. The controller's exit status travels as a last line, as
 	// grep's own would hide it; every job is one line with -o.
 	pattern := "^(JobId=(" + joinIDs(ids, "|") + ") |" + rcMark + ")"
-	cmd := "{ " + slurmEnv + "scontrol show job -o; echo " + rcMark + "$?; } | grep -E " + shellquote.Quote(pattern)
+	cmd := "{ " + slurmEnv + "scontrol -a show job -o; echo " + rcMark + "$?; } | grep -E " + shellquote.Quote(pattern)
 	out, err := c.run(ctx, cmd)
 	lines := strings.Split(out.stdout, "\n")
 	rc := ""

@@ -191,7 +191,7 @@ func TestQueryManyOneControllerCall(t *testing.T) {
 	f := &fakeT{answer: func(cmd string) answer {
 		switch kind(cmd) {
 		case "scontrol":
-			if strings.Contains(cmd, "scontrol show job -o;") && strings.Contains(cmd, "grep -E") {
+			if strings.Contains(cmd, "scontrol -a show job -o;") && strings.Contains(cmd, "grep -E") {
 				return answer{stdout: running.scontrol("11") + job{state: "COMPLETED", start: t0, end: end, nodes: "node1"}.scontrol("12") + rcMark + "0\n"}
 			}
 		case "sacct":
@@ -331,7 +331,7 @@ func TestWatchesShareControllerQueries(t *testing.T) {
 			t.Errorf("job %s ended %+v, want %s", id, got[id], want.state)
 		}
 	}
-	if n := f.count("scontrol show job -o;"); n == 0 {
+	if n := f.count("scontrol -a show job -o;"); n == 0 {
 		t.Errorf("the controller was never asked about all jobs at once: %q", f.calls)
 	}
 	if batched == 0 {
