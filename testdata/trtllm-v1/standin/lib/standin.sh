@@ -42,11 +42,16 @@ standin_host() {
 }
 
 # Readers poll for these files; writing under a temporary name and renaming
-# keeps them from ever seeing a half-written one.
+# keeps them from ever seeing a half-written one. The temporary name starts
+# with a dot so that no reader's glob ("req/GEN_0.*", "ranks/GEN_0.rank*")
+# takes it for a file of its own: a server once answered, and removed, a
+# request still being written, and the benchmark waited for it in vain.
 standin_publish() {
     local target=$1 content=$2
-    printf '%s\n' "$content" > "$target.tmp.$$"
-    mv -f "$target.tmp.$$" "$target"
+    local tmp
+    tmp="$(dirname "$target")/.$(basename "$target").tmp.$$"
+    printf '%s\n' "$content" > "$tmp"
+    mv -f "$tmp" "$target"
 }
 
 # Echo a knob that must be a non-negative integer, or fail loudly: a typo in a
