@@ -172,11 +172,33 @@ func isNameByte(c byte) bool { return isUpper(c) || isLower(c) || isDigit(c) || 
 // secret does not hide what follows: in pytestCommand=HF_TOKEN=x the
 // token is still found.
 func MaskAssignments(b []byte) []byte {
+	out, _ := maskAssignments(b)
+	return out
+}
+
+// maskAssignments is MaskAssignments, and whether it masked anything (b
+// itself is returned when not).
+func maskAssignments(b []byte) ([]byte, bool) {
 	if bytes.IndexByte(b, '=') < 0 {
-		return b
+		return b, false
 	}
 	var out []byte
 	last := 0
+	eachSecretAssignment(b, func(_, eq, end int) {
+		out = append(out, b[last:eq+1]...)
+		out = append(out, "****"...)
+		last = end
+	})
+	if out == nil {
+		return b, false
+	}
+	return append(out, b[last:]...), true
+}
+
+// eachSecretAssignment calls f, in order, for every NAME=value in b whose
+// name says it is secret: the name's start, the '=' and the value's end.
+// A value is not searched for further assignments (it is masked whole).
+func eachSecretAssignment(b []byte, f func(name, eq, end int)) {
 	for i := 0; i < len(b); i++ {
 		if b[i] != '=' {
 			continue
@@ -189,15 +211,35 @@ func MaskAssignments(b []byte) []byte {
 			continue
 		}
 		end := valueEnd(b, i+1)
-		out = append(out, b[last:i+1]...)
-		out = append(out, "****"...)
-		last = end
+		f(j, i, end)
 		i = end - 1
 	}
-	if out == nil {
-		return b
+}
+
+// pieceCut is where a piece of a line too long to mask whole ends; the
+// rest of it starts the next piece. A cut must not split a secret
+// assignment, nor a name that an '=' in the next piece could make one:
+// the piece ends before its last secret assignment, else before a
+// trailing run of name bytes. A cut at 0 would not move on: then the
+// piece is taken whole, which splits only an assignment longer than a
+// piece.
+func pieceCut(b []byte) int {
+	start, end := -1, -1
+	eachSecretAssignment(b, func(name, _, e int) { start, end = name, e })
+	switch {
+	case start > 0:
+		return start
+	case start == 0 && end == len(b):
+		return len(b)
 	}
-	return append(out, b[last:]...)
+	k := len(b)
+	for k > 0 && isNameByte(b[k-1]) {
+		k--
+	}
+	if k > 0 {
+		return k
+	}
+	return len(b)
 }
 
 // valueEnd is where the value starting at k ends: a shell word, whose

@@ -176,13 +176,15 @@ func (j *jobRun) maskResults() error {
 }
 
 // maskPiece is the most of a line masked at once: a longer line is masked
-// in pieces of this size, in constant memory.
+// in pieces of at most this size, in constant memory, cut where no secret
+// assignment is split (pieceCut).
 const maskPiece = 256 << 10
 
-// lineMasker masks a stream written to it in pieces of any size exactly as
-// maskFile masks the file those pieces make: MaskAssignments on every
-// line, a line longer than maskPiece cut where maskFile cuts it. What it
-// passes to emit is valid only during the call.
+// lineMasker masks a stream written to it in pieces of any size:
+// MaskAssignments on every line, a line longer than maskPiece in pieces
+// (pieceCut). The result does not depend on how the stream was cut into
+// writes, so the job log masked as it streams is byte for byte the file
+// maskFile makes. What it passes to emit is valid only during the call.
 //
 // Lines without '=' cannot change and pass in runs, where they lie; only a
 // line cut between two writes is copied.
@@ -190,6 +192,7 @@ type lineMasker struct {
 	emit    func([]byte)
 	part    []byte // the current piece's start, cut between writes
 	midLine bool   // the current line already gave a whole piece
+	masked  bool   // something was masked (set before that piece is emitted)
 }
 
 // Write never fails.
@@ -217,7 +220,7 @@ func (m *lineMasker) Write(p []byte) (int, error) {
 			m.midLine = false
 			p = p[i+1:]
 		case len(seg) == room:
-			m.piece(seg)
+			m.longPiece(seg)
 			m.midLine = true
 			p = p[room:]
 		default:
@@ -235,8 +238,31 @@ func (m *lineMasker) piece(tail []byte) {
 		m.part = append(m.part, tail...)
 		b = m.part
 	}
-	m.emit(MaskAssignments(b))
+	m.pass(b)
 	m.part = m.part[:0]
+}
+
+// longPiece masks and passes a full piece of a line too long to mask
+// whole, up to where pieceCut cuts it; the rest starts the next piece.
+func (m *lineMasker) longPiece(tail []byte) {
+	b := tail
+	if len(m.part) > 0 {
+		m.part = append(m.part, tail...)
+		b = m.part
+	}
+	cut := pieceCut(b)
+	m.pass(b[:cut])
+	if len(m.part) > 0 {
+		m.part = m.part[:copy(m.part, b[cut:])]
+	} else {
+		m.part = append(m.part, b[cut:]...)
+	}
+}
+
+func (m *lineMasker) pass(b []byte) {
+	out, masked := maskAssignments(b)
+	m.masked = m.masked || masked
+	m.emit(out)
 }
 
 // flush passes the last line when it has no newline.
@@ -251,10 +277,11 @@ func (m *lineMasker) flush() {
 // masked copy in place, to make it fail on demand.
 var maskFileHook func(path string) error
 
-// maskFile masks a file line by line, in constant memory (job logs reach
-// gigabytes). Most files hold no secret: they are only read. From the
-// first line that needs masking on, a copy is written beside the file
-// (the untouched bytes before it copied first) and put in its place.
+// maskFile masks a file as lineMasker masks a stream, in constant memory
+// (job logs reach gigabytes). Most files hold no secret: they are only
+// read. From the first piece that needs masking on, a copy is written
+// beside the file (the untouched bytes before it copied first) and put in
+// its place.
 func maskFile(p string) (err error) {
 	in, err := os.Open(p)
 	if err != nil {
@@ -264,7 +291,9 @@ func maskFile(p string) (err error) {
 	var (
 		tmp       *os.File
 		w         *bufio.Writer
-		untouched int64 // bytes before the first masked line
+		untouched int64 // bytes before the first masked piece
+		werr      error
+		m         lineMasker
 	)
 	defer func() {
 		if tmp != nil {
@@ -274,31 +303,38 @@ func maskFile(p string) (err error) {
 			}
 		}
 	}()
-	r := bufio.NewReaderSize(in, maskPiece)
-	for {
-		// A line longer than the buffer is masked piece by piece.
-		line, rerr := r.ReadSlice('\n')
-		if rerr != nil && rerr != io.EOF && rerr != bufio.ErrBufferFull {
-			return rerr
-		}
-		m := MaskAssignments(line)
-		if w == nil && !bytes.Equal(m, line) {
-			if tmp, err = os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".mask-*"); err != nil {
-				return err
+	m.emit = func(b []byte) {
+		switch {
+		case werr != nil:
+		case w == nil && !m.masked:
+			untouched += int64(len(b))
+		case w == nil:
+			if tmp, werr = os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".mask-*"); werr != nil {
+				return
 			}
-			if err = copyPrefix(tmp, p, untouched); err != nil {
-				return err
+			if werr = copyPrefix(tmp, p, untouched); werr != nil {
+				return
 			}
 			w = bufio.NewWriterSize(tmp, maskPiece)
+			fallthrough
+		default:
+			_, werr = w.Write(b)
 		}
-		if w == nil {
-			untouched += int64(len(line))
-		} else if _, err := w.Write(m); err != nil {
-			return err
-		}
+	}
+	buf := make([]byte, maskPiece)
+	for werr == nil {
+		n, rerr := in.Read(buf)
+		m.Write(buf[:n])
 		if rerr == io.EOF {
 			break
 		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	m.flush()
+	if werr != nil {
+		return werr
 	}
 	if w == nil {
 		return nil

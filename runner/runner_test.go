@@ -327,3 +327,42 @@ func TestMaskSecretNames(t *testing.T) {
 		t.Errorf("redactExports: %q", got)
 	}
 }
+
+// A line too long to mask whole is masked in pieces; an assignment that
+// a fixed-size cut would split (its name, or its value) is still masked
+// whole, wherever the piece boundary falls in it.
+func TestMaskFileLongLineSecretAcrossPieces(t *testing.T) {
+	const secret = "hf_longline_secret_value"
+	assignments := []string{
+		"HF_TOKEN=" + secret,
+		`HF_TOKEN="` + secret + ` with blanks"`,
+		"pytestCommand=HF_TOKEN=" + secret,
+	}
+	for _, a := range assignments {
+		for at := maskPiece - len(a) - 2; at <= maskPiece+1; at++ {
+			line := strings.Repeat("x", at) + " " + a + " tail\n"
+			path := filepath.Join(t.TempDir(), "job.log")
+			if err := os.WriteFile(path, []byte(line), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := maskFile(path); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(path)
+			want := strings.Repeat("x", at) + " " + a[:strings.LastIndex(a, "=")+1] + "**** tail\n"
+			if string(got) != want {
+				t.Fatalf("%q at byte %d of a %d-byte line: masked to ...%q, want ...%q", a, at+1, len(line), got[max(0, at-8):], want[max(0, at-8):])
+			}
+			// As it streams, in writes that cut the line elsewhere.
+			var streamed bytes.Buffer
+			m := lineMasker{emit: func(p []byte) { streamed.Write(p) }}
+			for p := []byte(line); len(p) > 0; p = p[min(len(p), 4093):] {
+				m.Write(p[:min(len(p), 4093)])
+			}
+			m.flush()
+			if streamed.String() != want {
+				t.Fatalf("%q at byte %d, streamed: masked to ...%q", a, at+1, streamed.Bytes()[max(0, at-8):])
+			}
+		}
+	}
+}
