@@ -89,16 +89,7 @@ func Build(in Inputs) (Files, error) {
 	line("#SBATCH --output=%s/%s", ws, JobLogName)
 	line("")
 	line("set -xEeuo pipefail")
-	// Written on every exit, including scancel and the time limit (bash runs
-	// EXIT traps on SIGTERM); a draft that installs its own EXIT trap only
-	// costs the runner its fast end detection, not correctness. The
-	// draft's own scancel sends a SIGTERM just as the script exits, and one
-	// that arrives while the trap runs kills bash before the write (an EXIT
-	// trap never runs twice): CI lost a sentinel so while the trap forked
-	// `date`. So the trap ignores TERM first (after saving $?, which `trap`
-	// resets) and forks nothing (printf's %(...)T, bash 4.2); what is left
-	// is the time of one assignment.
-	line(`trap '_rc=$?; trap "" TERM; printf "%%s %%(%%s)T\n" "$_rc" -1 > %s' EXIT`, shellquote.Quote(in.FinishedFile))
+	line("%s", FinishedTrap(shellquote.Quote(in.FinishedFile)))
 	line(`echo "Starting Slurm job $SLURM_JOB_ID on $SLURM_NODELIST"`)
 	line("export jobWorkspace=%s", shellquote.Quote(ws))
 	line("export llmSrcNode=%s", shellquote.Quote(in.LLMSrcNode))
@@ -119,6 +110,23 @@ func Build(in Inputs) (Files, error) {
 	}
 	f.SrunArgs = []byte(strings.Join(args, "\n") + "\n")
 	return f, nil
+}
+
+// FinishedTrap is the EXIT trap that writes "<rc> <epoch>" to fileWord,
+// a shell word that is a path inside the trap's single-quoted command (a
+// word that needs no quoting, or one in double quotes).
+//
+// It runs on every exit, including scancel and the time limit (bash runs
+// EXIT traps on SIGTERM); a draft that installs its own EXIT trap only
+// costs the runner its fast end detection, not correctness. The draft's
+// own scancel sends a SIGTERM just as the script exits, and one that
+// arrives while the trap runs kills bash before the write (an EXIT trap
+// never runs twice): CI lost a sentinel so while the trap forked `date`.
+// So the trap ignores TERM first (after saving $?, which `trap` resets)
+// and forks nothing (printf's %(...)T, bash 4.2); what is left is the
+// time of one assignment.
+func FinishedTrap(fileWord string) string {
+	return `trap '_rc=$?; trap "" TERM; printf "%s %(%s)T\n" "$_rc" -1 > ` + fileWord + `' EXIT`
 }
 
 // DefaultPytestCommand is the pytest command CI uses, with pytest's own

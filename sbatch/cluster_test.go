@@ -26,6 +26,7 @@ import (
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 	"github.com/disagg-runner/disagg-runner/internal/testcluster"
 	"github.com/disagg-runner/disagg-runner/internal/transport"
+	"github.com/disagg-runner/disagg-runner/prefix"
 )
 
 // cluster returns the test cluster's settings, or skips the test when
@@ -62,9 +63,9 @@ func jobScript(t *testing.T, env map[string]string, ws, extra, body string) {
 #SBATCH --job-name=sbatch-it
 %s
 WS=%s
-trap '_rc=$?; trap "" TERM; printf "%%s %%(%%s)T\n" "$_rc" -1 > "$WS/job-finished"' EXIT
 %s
-`, env["CLUSTER_PARTITION"], env["CLUSTER_ACCOUNT"], ws, extra, shellquote.Quote(ws), body)
+%s
+`, env["CLUSTER_PARTITION"], env["CLUSTER_ACCOUNT"], ws, extra, shellquote.Quote(ws), prefix.FinishedTrap(`"$WS/job-finished"`), body)
 	if err := os.WriteFile(filepath.Join(ws, "launch.sh"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
