@@ -176,8 +176,9 @@ func MaskAssignments(b []byte) []byte {
 	return out
 }
 
-// maskAssignments is MaskAssignments, and whether it masked anything (b
-// itself is returned when not).
+// maskAssignments is MaskAssignments, and whether that changed anything:
+// a value masked already (HF_TOKEN=****) is not a change, so that a file
+// holding only such values is not rewritten.
 func maskAssignments(b []byte) ([]byte, bool) {
 	if bytes.IndexByte(b, '=') < 0 {
 		return b, false
@@ -192,7 +193,8 @@ func maskAssignments(b []byte) ([]byte, bool) {
 	if out == nil {
 		return b, false
 	}
-	return append(out, b[last:]...), true
+	out = append(out, b[last:]...)
+	return out, !bytes.Equal(out, b)
 }
 
 // eachSecretAssignment calls f, in order, for every NAME=value in b whose

@@ -113,17 +113,19 @@ func TestMaskFileStreamsAndRewritesOnlyWhenNeeded(t *testing.T) {
 		t.Errorf("mode %v, want 0640 kept", info.Mode().Perm())
 	}
 
-	clean := filepath.Join(dir, "clean.log")
-	os.WriteFile(clean, []byte("nothing secret\n"), 0o644)
-	before, _ := os.Stat(clean)
-	if err := maskFile(clean); err != nil {
-		t.Fatal(err)
+	for name, text := range map[string]string{"clean.log": "nothing secret\n", "masked.log": "export HF_TOKEN=****\n" + long + " API_KEY=****\n"} {
+		clean := filepath.Join(dir, name)
+		os.WriteFile(clean, []byte(text), 0o644)
+		before, _ := os.Stat(clean)
+		if err := maskFile(clean); err != nil {
+			t.Fatal(err)
+		}
+		after, _ := os.Stat(clean)
+		if !os.SameFile(before, after) {
+			t.Errorf("%s, with nothing left to mask, was rewritten", name)
+		}
 	}
-	after, _ := os.Stat(clean)
-	if !os.SameFile(before, after) {
-		t.Error("a file with nothing to mask was rewritten")
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
 		t.Errorf("temporary files left behind: %v", entries)
 	}
 }
