@@ -220,18 +220,27 @@ func eachSecretAssignment(b []byte, f func(name, eq, end int)) {
 
 // pieceCut is where a piece of a line too long to mask whole ends; the
 // rest of it starts the next piece. A cut must not split a secret
-// assignment, nor a name that an '=' in the next piece could make one:
-// the piece ends before its last secret assignment, else before a
-// trailing run of name bytes. A cut at 0 would not move on: then the
-// piece is taken whole, which splits only an assignment longer than a
-// piece.
+// assignment, nor a name that an '=' in the next piece could make one. So
+// the piece ends before the first secret assignment whose value stops at
+// a quote the piece does not close (the quote may close in the next
+// piece, and all that comes before it is then that value), else before
+// the last secret assignment, else before a trailing run of name bytes.
+// A cut at 0 would not move on: then the piece is taken whole, which
+// splits only an assignment longer than a piece.
 func pieceCut(b []byte) int {
-	start, end := -1, -1
-	eachSecretAssignment(b, func(name, _, e int) { start, end = name, e })
+	open, last, lastEnd := -1, -1, -1
+	eachSecretAssignment(b, func(name, _, end int) {
+		if open < 0 && end < len(b) && (b[end] == '"' || b[end] == '\'') {
+			open = name
+		}
+		last, lastEnd = name, end
+	})
 	switch {
-	case start > 0:
-		return start
-	case start == 0 && end == len(b):
+	case open > 0:
+		return open
+	case last > 0:
+		return last
+	case last == 0 && lastEnd == len(b):
 		return len(b)
 	}
 	k := len(b)

@@ -192,7 +192,7 @@ type lineMasker struct {
 	emit    func([]byte)
 	part    []byte // the current piece's start, cut between writes
 	midLine bool   // the current line already gave a whole piece
-	masked  bool   // something was masked (set before that piece is emitted)
+	masked  bool   // masking changed something (set before that piece is emitted)
 }
 
 // Write never fails.
