@@ -800,6 +800,7 @@ func assertRestartedLog(t *testing.T, logPath, stdout string) {
 func TestFaultRequeue(t *testing.T) {
 	healthyAfter(t)
 	j := newJob(t, "v1", "tc_gen_only_1node", map[string]string{"STANDIN_LOG_LINES": "20", "STANDIN_LOG_INTERVAL": "0.5"})
+	j.noSelfCancel()
 	r := j.startFault()
 	scancelAfter(t, j, j.recordedID)
 	r.streamed("standin log line 3/20", 5*time.Minute)
