@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/disagg-runner/disagg-runner/internal/launch"
 )
 
 type checkItem struct {
@@ -62,7 +64,7 @@ func TestCheckAgainstCluster(t *testing.T) {
 	}{
 		{"unset variable", func(j *job) { delete(j.env, "DOCKER_IMAGE") }, "DOCKER_IMAGE set"},
 		{"missing draft", func(j *job) {
-			os.Remove(filepath.Join(j.checkout, "jenkins/scripts/perf/disaggregated/slurm_launch_draft.sh"))
+			os.Remove(filepath.Join(j.checkout, launch.DraftPath))
 		}, "draft launch script exists"},
 		{"bad YAML field", func(j *job) {
 			p := filepath.Join(j.checkout, "tests/scripts/perf-sanity/disaggregated/tc_ctx1_gen1_3nodes.yaml")

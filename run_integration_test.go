@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/disagg-runner/disagg-runner/internal/launch"
 	"github.com/disagg-runner/disagg-runner/internal/shellquote"
 	"github.com/disagg-runner/disagg-runner/internal/testcluster"
 )
@@ -721,7 +722,7 @@ func TestRunRequeueRestartsLog(t *testing.T) {
 // are about following a requeue.
 func (j *job) noSelfCancel() {
 	j.t.Helper()
-	draft := filepath.Join(j.checkout, "jenkins", "scripts", "perf", "disaggregated", "slurm_launch_draft.sh")
+	draft := filepath.Join(j.checkout, launch.DraftPath)
 	b, err := os.ReadFile(draft)
 	if err != nil {
 		j.t.Fatal(err)
