@@ -205,10 +205,7 @@ func eachSecretAssignment(b []byte, f func(name, eq, end int)) {
 		if b[i] != '=' {
 			continue
 		}
-		j := i
-		for j > 0 && isNameByte(b[j-1]) {
-			j--
-		}
+		j := nameStart(b, i)
 		if j == i || !SecretName(string(b[j:i])) {
 			continue
 		}
@@ -243,14 +240,19 @@ func pieceCut(b []byte) int {
 	case last == 0 && lastEnd == len(b):
 		return len(b)
 	}
-	k := len(b)
-	for k > 0 && isNameByte(b[k-1]) {
-		k--
-	}
-	if k > 0 {
+	if k := nameStart(b, len(b)); k > 0 {
 		return k
 	}
 	return len(b)
+}
+
+// nameStart is where the run of name bytes that ends at i starts (i when
+// there is none).
+func nameStart(b []byte, i int) int {
+	for i > 0 && isNameByte(b[i-1]) {
+		i--
+	}
+	return i
 }
 
 // valueEnd is where the value starting at k ends: a shell word, whose

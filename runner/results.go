@@ -192,7 +192,7 @@ type lineMasker struct {
 	emit    func([]byte)
 	part    []byte // the current piece's start, cut between writes
 	midLine bool   // the current line already gave a whole piece
-	masked  bool   // masking changed something (set before that piece is emitted)
+	changed bool   // masking changed something (set before that piece is emitted)
 }
 
 // Write never fails.
@@ -216,11 +216,11 @@ func (m *lineMasker) Write(p []byte) (int, error) {
 		seg := p[:min(len(p), room)]
 		switch i := bytes.IndexByte(seg, '\n'); {
 		case i >= 0:
-			m.piece(seg[:i+1])
+			m.piece(seg[:i+1], false)
 			m.midLine = false
 			p = p[i+1:]
 		case len(seg) == room:
-			m.longPiece(seg)
+			m.piece(seg, true)
 			m.midLine = true
 			p = p[room:]
 		default:
@@ -231,44 +231,30 @@ func (m *lineMasker) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// piece masks and passes the current piece, which ends with tail.
-func (m *lineMasker) piece(tail []byte) {
+// piece masks and passes the current piece, which ends with tail. A full
+// piece of a line too long to mask whole (long) ends where pieceCut cuts
+// it, and the rest starts the next piece.
+func (m *lineMasker) piece(tail []byte, long bool) {
 	b := tail
 	if len(m.part) > 0 {
 		m.part = append(m.part, tail...)
 		b = m.part
 	}
-	m.pass(b)
-	m.part = m.part[:0]
-}
-
-// longPiece masks and passes a full piece of a line too long to mask
-// whole, up to where pieceCut cuts it; the rest starts the next piece.
-func (m *lineMasker) longPiece(tail []byte) {
-	b := tail
-	if len(m.part) > 0 {
-		m.part = append(m.part, tail...)
-		b = m.part
+	cut := len(b)
+	if long {
+		cut = pieceCut(b)
 	}
-	cut := pieceCut(b)
-	m.pass(b[:cut])
-	if len(m.part) > 0 {
-		m.part = m.part[:copy(m.part, b[cut:])]
-	} else {
-		m.part = append(m.part, b[cut:]...)
-	}
-}
-
-func (m *lineMasker) pass(b []byte) {
-	out, masked := maskAssignments(b)
-	m.masked = m.masked || masked
+	out, changed := maskAssignments(b[:cut])
+	m.changed = m.changed || changed
 	m.emit(out)
+	// b may be m.part itself: append moves the rest to its front.
+	m.part = append(m.part[:0], b[cut:]...)
 }
 
 // flush passes the last line when it has no newline.
 func (m *lineMasker) flush() {
 	if len(m.part) > 0 {
-		m.piece(nil)
+		m.piece(nil, false)
 	}
 	m.midLine = false
 }
@@ -306,7 +292,7 @@ func maskFile(p string) (err error) {
 	m.emit = func(b []byte) {
 		switch {
 		case werr != nil:
-		case w == nil && !m.masked:
+		case w == nil && !m.changed:
 			untouched += int64(len(b))
 		case w == nil:
 			if tmp, werr = os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".mask-*"); werr != nil {
