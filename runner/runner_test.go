@@ -158,36 +158,22 @@ func TestLineMaskerMatchesMaskFile(t *testing.T) {
 	}
 	for _, tail := range []string{"", "last HF_TOKEN=x", strings.Repeat("w", maskPiece) + " HF_TOKEN=end"} {
 		data := b.String() + tail
-		path := filepath.Join(t.TempDir(), "job-output.log")
-		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := maskFile(path); err != nil {
-			t.Fatal(err)
-		}
-		want, _ := os.ReadFile(path)
+		want := maskedFile(t, data)
 		if bytes.Equal(want, []byte(data)) || bytes.Contains(want, []byte("hf_abc")) {
 			t.Fatal("the case does not test what it should: maskFile masked nothing")
 		}
 		for _, max := range []int{len(data), 3 * maskPiece, 70000, 4096, 7} {
-			var got bytes.Buffer
-			m := lineMasker{emit: func(p []byte) { got.Write(p) }}
-			for p := []byte(data); len(p) > 0; {
-				n := min(1+rng.IntN(max), len(p))
-				m.Write(p[:n])
-				p = p[n:]
-			}
-			m.flush()
-			if !bytes.Equal(got.Bytes(), want) {
+			got, held := maskedStream(data, func() int { return 1 + rng.IntN(max) })
+			if !bytes.Equal(got, want) {
 				i := 0
-				for i < min(got.Len(), len(want)) && got.Bytes()[i] == want[i] {
+				for i < min(len(got), len(want)) && got[i] == want[i] {
 					i++
 				}
 				t.Errorf("tail %.8q, pieces up to %d: differs from maskFile at byte %d of %d (%d): %.40q vs %.40q",
-					tail, max, i, len(want), got.Len(), got.Bytes()[i:], want[i:])
+					tail, max, i, len(want), len(got), got[i:], want[i:])
 			}
-			if cap(m.part) > 2*maskPiece {
-				t.Errorf("pieces up to %d: held %d bytes", max, cap(m.part))
+			if held > 2*maskPiece {
+				t.Errorf("pieces up to %d: held %d bytes", max, held)
 			}
 		}
 	}
@@ -345,14 +331,7 @@ func TestMaskFileLongLineSecretAcrossPieces(t *testing.T) {
 	for _, a := range assignments {
 		for at := maskPiece - len(a) - 2; at <= maskPiece+1; at++ {
 			line := strings.Repeat("x", at) + " " + a + " tail\n"
-			path := filepath.Join(t.TempDir(), "job.log")
-			if err := os.WriteFile(path, []byte(line), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := maskFile(path); err != nil {
-				t.Fatal(err)
-			}
-			got, _ := os.ReadFile(path)
+			got := maskedFile(t, line)
 			// The line masked whole is what the pieces must give.
 			want := string(MaskAssignments([]byte(line)))
 			if strings.Contains(want, "secret") || !strings.HasSuffix(want, "=**** tail\n") {
@@ -362,15 +341,40 @@ func TestMaskFileLongLineSecretAcrossPieces(t *testing.T) {
 				t.Fatalf("%q at byte %d of a %d-byte line: masked to ...%q, want ...%q", a, at+1, len(line), got[max(0, at-8):], want[max(0, at-8):])
 			}
 			// As it streams, in writes that cut the line elsewhere.
-			var streamed bytes.Buffer
-			m := lineMasker{emit: func(p []byte) { streamed.Write(p) }}
-			for p := []byte(line); len(p) > 0; p = p[min(len(p), 4093):] {
-				m.Write(p[:min(len(p), 4093)])
-			}
-			m.flush()
-			if streamed.String() != want {
-				t.Fatalf("%q at byte %d, streamed: masked to ...%q", a, at+1, streamed.Bytes()[max(0, at-8):])
+			if streamed, _ := maskedStream(line, func() int { return 4093 }); string(streamed) != want {
+				t.Fatalf("%q at byte %d, streamed: masked to ...%q", a, at+1, streamed[max(0, at-8):])
 			}
 		}
 	}
+}
+
+// maskedFile is what maskFile makes of a file holding data.
+func maskedFile(t *testing.T, data string) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "job-output.log")
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := maskFile(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// maskedStream is what a lineMasker passes on for data written to it in
+// writes of next() bytes, and the most it held (its buffer's capacity).
+func maskedStream(data string, next func() int) (out []byte, held int) {
+	var got bytes.Buffer
+	m := lineMasker{emit: func(p []byte) { got.Write(p) }}
+	for p := []byte(data); len(p) > 0; {
+		n := min(next(), len(p))
+		m.Write(p[:n])
+		p = p[n:]
+	}
+	m.flush()
+	return got.Bytes(), cap(m.part)
 }
